@@ -135,11 +135,14 @@ class PvvItem:
 
     @property
     def decimals(self) -> int:
-        """Most digits after the decimal point among the item's cells."""
+        """Maximum number of digits after the decimal point in the cells."""
         return max(
-            (len(text) - text.index(".") - 1 if "." in text else 0)
-            for row in self.cell_text
-            for text in row
+            (
+                len(text) - text.index(".") - 1 if "." in text else 0
+                for row in self.cell_text
+                for text in row
+            ),
+            default=0,
         )
 
 
