@@ -1,0 +1,599 @@
+"""Analyze Pull: power, torque, weather correction and VE corrections.
+
+:func:`analyze_pull` takes a canonical log (from a reader or the
+simulator) and, optionally, a tune, and returns a :class:`PullAnalysis`
+with every intermediate result as xarray objects with units.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from dynoai_lab.analysis import correction as corr
+from dynoai_lab.analysis.power import (
+    DrumModel,
+    drum_acceleration,
+    drum_power,
+    engine_torque,
+    estimate_drum_model,
+)
+from dynoai_lab.analysis.weather import correction_factor
+from dynoai_lab.analysis.wideband import (
+    STOICH_GASOLINE,
+    WidebandStatus,
+    align_to_operating_point,
+    assign_sensors,
+    transport_delay,
+    valid_afr_mask,
+)
+from dynoai_lab.units import HP, LBF_FT
+
+logger = logging.getLogger(__name__)
+
+CYLINDERS = ("front", "rear")
+
+#: Rejection reasons in the order they are tested; a sample is counted
+#: under the first reason that applies.
+REJECTION_REASONS = (
+    "missing_operating_point",
+    "cold_engine",
+    "decel_fuel_cut",
+    "accel_enrichment",
+    "fuel_cut",
+    "unsteady_throttle",
+    "unsteady_map",
+    "sensor_invalid",
+    "off_table",
+)
+
+
+class AnalysisError(ValueError):
+    """A log that lacks what the requested analysis needs."""
+
+
+@dataclass(frozen=True)
+class RejectionLimits:
+    """Thresholds for leaving samples out of the VE correction.
+
+    Attributes
+    ----------
+    min_coolant_temperature : float
+        Samples of a colder engine are rejected [°C].
+    accel_holdoff : float
+        Time after acceleration enrichment ends during which samples
+        are still rejected, because wall wetting settles [s].
+    max_throttle_rate : float
+        Largest steady throttle rate [%/s].
+    max_map_rate : float
+        Largest steady MAP rate [kPa/s].
+    closed_throttle : float
+        Throttle below this with the engine above idle is a
+        deceleration with fuel cut [%].
+    fuel_cut_fraction : float
+        An injector pulse below this fraction of its 1 s running
+        median is a fuel cut (rev limiter) [1].
+    """
+
+    min_coolant_temperature: float = 60.0
+    accel_holdoff: float = 0.3
+    max_throttle_rate: float = 60.0
+    max_map_rate: float = 150.0
+    closed_throttle: float = 1.0
+    fuel_cut_fraction: float = 0.75
+
+
+@dataclass
+class PullAnalysis:
+    """Everything Analyze Pull computed from one log.
+
+    Attributes
+    ----------
+    power : xarray.Dataset
+        On ``time``: ``engine_speed`` [rpm], ``drum_speed`` [m/s],
+        ``drum_acceleration`` [m/s²], ``power`` and ``power_corrected``
+        [W], ``torque`` and ``torque_corrected`` [N·m].
+    peaks : dict
+        Peak corrected power and torque with their engine speeds.
+    correction_factor : float
+        Weather correction factor applied to power [1].
+    correction_standard : str
+        Name of the standard behind ``correction_factor``.
+    drum : DrumModel
+        Equivalent mass and losses used for power.
+    samples : xarray.Dataset
+        Per sample and cylinder: aligned lambda, target lambda, ratio,
+        delay and the rejection reason code.
+    corrections : xarray.Dataset or None
+        VE corrections with dims ``(cylinder, rpm, load)``; None
+        without a tune.
+    sensors : dict
+        Which wideband variable fed each cylinder.
+    wideband_status : list of WidebandStatus
+        The check of every wideband channel in the log.
+    rejected : dict
+        Per cylinder, sample counts per rejection reason.
+    notes : list of str
+        Plain-language remarks for the report.
+    """
+
+    power: xr.Dataset | None
+    peaks: dict
+    correction_factor: float
+    correction_standard: str
+    drum: DrumModel | None
+    samples: xr.Dataset
+    corrections: xr.Dataset | None
+    sensors: dict
+    wideband_status: list[WidebandStatus]
+    rejected: dict
+    notes: list[str] = field(default_factory=list)
+    source: dict = field(default_factory=dict)
+
+    def summary(self):
+        """Return the headline figures as a JSON-ready dict."""
+        cells = {}
+        if self.corrections is not None:
+            for cyl in self.corrections["cylinder"].values:
+                weight = self.corrections["weight"].sel(cylinder=cyl)
+                cells[str(cyl)] = int((weight > 0).sum())
+        used = sorted(set(self.sensors.values()))
+        status = {s.name: s.reason for s in self.wideband_status}
+        return {
+            **self.peaks,
+            "samples": int(self.samples.sizes["time"]),
+            "cells_with_data": cells,
+            "wideband_channel": {
+                "used": used[0] if len(used) == 1 else used,
+                "feeds": dict(self.sensors),
+                "original_names": self.source.get("wideband_names", {}),
+                "reasons": status,
+            },
+            "correction_factor": round(self.correction_factor, 4),
+            "correction_standard": self.correction_standard,
+            "drum_equivalent_mass_kg": (
+                None if self.drum is None else self.drum.equivalent_mass
+            ),
+            "rejected": self.rejected,
+            "notes": self.notes,
+        }
+
+
+def analyze_pull(
+    log,
+    tune=None,
+    *,
+    drum=None,
+    delay=None,
+    displacement=None,
+    standard="SAE J1349",
+    wideband=None,
+    limits=None,
+    min_weight=0.05,
+    max_change=0.15,
+):
+    """Analyze one dyno pull.
+
+    Parameters
+    ----------
+    log : xarray.Dataset
+        Canonical log (see ``docs/nomenclature.md``).
+    tune : object, optional
+        Anything with ``ve_front``, ``ve_rear`` and ``afr_target``
+        DataArrays (a read ``.pvv`` tune or an :class:`~dynoai_lab.ecu.ECU`).
+        VE corrections are binned on its VE axes.
+    drum : DrumModel, optional
+        Drum equivalent mass and losses. By default it is fitted to the
+        log's own force and acceleration channels, or built from the
+        ``drum_inertia`` [kg·m²] and ``drum_radius`` [m] attributes of
+        a simulated log.
+    delay : float or callable, optional
+        Wideband transport delay [s], or ``f(engine_speed [rpm],
+        manifold_pressure [kPa]) -> delay [s]``. Default:
+        :func:`~dynoai_lab.analysis.wideband.transport_delay`.
+    displacement : float, optional
+        Engine displacement for the default delay model [m³]; taken
+        from the tune when it has one.
+    standard : str
+        Weather correction standard, see
+        :func:`~dynoai_lab.analysis.weather.correction_factor`.
+    wideband : str, optional
+        Force one wideband variable for both cylinders.
+    limits : RejectionLimits, optional
+        Thresholds for rejecting samples.
+    min_weight : float
+        Cells with less summed weight are not corrected [s].
+    max_change : float
+        Largest VE change per cell in one correction [1].
+
+    Returns
+    -------
+    PullAnalysis
+    """
+    limits = limits or RejectionLimits()
+    notes = []
+    power, peaks, factor, drum = _power_part(log, drum, standard, notes)
+
+    sensors, statuses = assign_sensors(log, preferred=wideband)
+    for status in statuses:
+        if not status.usable:
+            notes.append(f"wideband {status.name} ignored: {status.reason}")
+    if not sensors:
+        notes.append("no usable wideband channel: no VE correction")
+    elif len(set(sensors.values())) == 1 and len(sensors) == 2:
+        name = next(iter(sensors.values()))
+        notes.append(
+            f"one wideband ({name}) feeds both cylinders, so both tables "
+            "get the average correction of the two cylinders"
+        )
+
+    if displacement is None:
+        displacement = getattr(tune, "displacement", None) or 1.8e-3
+    samples, rejected = _lambda_part(
+        log, tune, sensors, delay, displacement, limits
+    )
+
+    corrections = None
+    if tune is not None and sensors:
+        corrections = _correction_part(
+            log, tune, samples, sensors, min_weight, max_change
+        )
+
+    source = {
+        "wideband_names": {
+            name: log[name].attrs.get("original_name", name)
+            for name in set(sensors.values())
+        },
+        "file": log.attrs.get("source_file", ""),
+    }
+    return PullAnalysis(
+        power,
+        peaks,
+        factor,
+        standard,
+        drum,
+        samples,
+        corrections,
+        sensors,
+        statuses,
+        rejected,
+        notes,
+        source,
+    )
+
+
+def _power_part(log, drum, standard, notes):
+    """Power and torque from the drum speed trace, and their peaks."""
+    if "drum_speed" not in log or "engine_speed" not in log:
+        notes.append("no drum_speed or engine_speed: power not computed")
+        return None, {}, 1.0, None
+    drum = drum or _drum_from_log(log)
+    time = log["time"].values
+    speed = log["drum_speed"].values
+    rpm = log["engine_speed"].values
+
+    accel = drum_acceleration(time, speed)
+    power = drum_power(drum, speed, accel)
+    torque = engine_torque(power, rpm)
+
+    factor = 1.0
+    weather = ("ambient_pressure", "ambient_temperature", "relative_humidity")
+    if all(name in log for name in weather):
+        p, t, rh = (float(log[name].median(skipna=True)) for name in weather)
+        factor = float(correction_factor(standard, p, t, rh))
+    else:
+        standard_note = f"no weather channels: {standard} factor set to 1"
+        notes.append(standard_note)
+
+    ds = xr.Dataset(
+        {
+            "engine_speed": ("time", rpm, {"units": "rpm"}),
+            "drum_speed": ("time", speed, {"units": "m/s"}),
+            "drum_acceleration": ("time", accel, {"units": "m/s²"}),
+            "power": ("time", power, {"units": "W"}),
+            "power_corrected": ("time", power * factor, {"units": "W"}),
+            "torque": ("time", torque, {"units": "N·m"}),
+            "torque_corrected": ("time", torque * factor, {"units": "N·m"}),
+        },
+        coords={"time": log["time"]},
+    )
+    ds["power"].attrs["long_name"] = "wheel power, uncorrected"
+    ds["power_corrected"].attrs["long_name"] = f"wheel power, {standard}"
+    ds["torque"].attrs["long_name"] = "engine torque, uncorrected"
+    ds["torque_corrected"].attrs["long_name"] = f"engine torque, {standard}"
+    for name in ("engine_speed", "drum_speed", "drum_acceleration"):
+        ds[name].attrs["long_name"] = name.replace("_", " ")
+    return ds, _peaks(ds), factor, drum
+
+
+def _drum_from_log(log):
+    if "drum_force" in log and "drum_acceleration" in log:
+        return estimate_drum_model(
+            log["drum_force"].values, log["drum_acceleration"].values
+        )
+    inertia = log.attrs.get("drum_inertia")
+    radius = log.attrs.get("drum_radius")
+    if inertia is not None and radius is not None:
+        return DrumModel.from_inertia(
+            float(inertia),
+            float(radius),
+            source=f"log attributes: {inertia} kg·m², radius {radius} m",
+        )
+    raise AnalysisError(
+        f"cannot compute power for {log.attrs.get('source_file', 'log')}: "
+        "it has no drum_force/drum_acceleration channels to fit the drum "
+        "and no drum_inertia/drum_radius attributes; pass drum=DrumModel"
+        "(equivalent_mass_kg)"
+    )
+
+
+def _peaks(ds):
+    power = ds["power_corrected"].values
+    torque = ds["torque_corrected"].values
+    rpm = ds["engine_speed"].values
+    if not np.isfinite(power).any():
+        return {}
+    i = int(np.nanargmax(power))
+    j = int(np.nanargmax(torque))
+    return {
+        "peak_power_hp": round(float(power[i] / HP), 2),
+        "peak_power_rpm": round(float(rpm[i])),
+        "peak_torque_lbft": round(float(torque[j] / LBF_FT), 2),
+        "peak_torque_rpm": round(float(rpm[j])),
+    }
+
+
+def _lambda_part(log, tune, sensors, delay, displacement, limits):
+    """Per-sample aligned lambda, target, ratio and rejection reasons."""
+    time = log["time"].values
+    rpm = _channel(log, "engine_speed")
+    map_kpa = _channel(log, "manifold_pressure")
+
+    if delay is None:
+        delays = transport_delay(rpm, map_kpa, displacement)
+    elif callable(delay):
+        delays = np.asarray(delay(rpm, map_kpa), dtype=float)
+    else:
+        delays = np.full(time.shape, float(delay))
+
+    target_afr = _target_afr(log, tune, rpm, map_kpa)
+    shared = _shared_rejections(log, time, rpm, map_kpa, limits)
+
+    data = {"transport_delay": ("time", delays, {"units": "s"})}
+    data["lambda_target"] = (
+        "time",
+        target_afr / STOICH_GASOLINE,
+        {"units": "1", "long_name": "target lambda"},
+    )
+    rejected = {}
+    for cyl, name in sensors.items():
+        var = log[name]
+        stoich = float(var.attrs.get("stoichiometric_afr", STOICH_GASOLINE))
+        aligned = align_to_operating_point(time, var.values, delays)
+        measured = aligned / stoich
+        ratio = measured / (target_afr / STOICH_GASOLINE)
+
+        # Fuel the ECU actually commanded was (1 + trim) times the
+        # table's; remove that so the ratio speaks for the table alone.
+        trim_name = f"closed_loop_trim_{cyl}"
+        if trim_name in log:
+            trim = np.nan_to_num(log[trim_name].values) / 100.0
+            ratio = ratio * (1.0 + trim)
+
+        reasons = dict(shared)
+        # A sensor in the collector sees a fuel cut on either cylinder.
+        seen = (cyl,)
+        if var.attrs.get("cylinder", "unknown") in ("both", "unknown"):
+            seen = CYLINDERS
+        reasons["fuel_cut"] = np.logical_or.reduce(
+            [_fuel_cut(log, c, time, limits) for c in seen]
+        )
+        reasons["sensor_invalid"] = ~valid_afr_mask(aligned, stoich)
+        reasons["off_table"] = _off_table(log, tune, rpm, cyl)
+        code = _first_reason(reasons, time.size)
+        rejected[cyl] = {
+            reason: int((code == k).sum())
+            for k, reason in enumerate(REJECTION_REASONS)
+        }
+        rejected[cyl]["accepted"] = int((code < 0).sum())
+
+        data[f"lambda_{cyl}"] = (
+            "time",
+            measured,
+            {"units": "1", "long_name": f"lambda from {name}, aligned"},
+        )
+        data[f"ratio_{cyl}"] = (
+            "time",
+            np.where(code < 0, ratio, np.nan),
+            {"units": "1", "long_name": "lambda measured / target, kept"},
+        )
+        data[f"rejection_{cyl}"] = (
+            "time",
+            code,
+            {
+                "units": "1",
+                "long_name": "rejection reason code, -1 when kept",
+                "reasons": ", ".join(REJECTION_REASONS),
+            },
+        )
+    samples = xr.Dataset(data, coords={"time": log["time"]})
+    return samples, rejected
+
+
+def _channel(log, name):
+    if name not in log:
+        raise AnalysisError(
+            f"{log.attrs.get('source_file', 'log')} has no {name} channel, "
+            "which VE analysis needs"
+        )
+    return np.asarray(log[name].values, dtype=float)
+
+
+def _target_afr(log, tune, rpm, map_kpa):
+    """Target AFR: the ECU's logged target, else the tune's table."""
+    if "afr_target" in log:
+        logged = np.asarray(log["afr_target"].values, dtype=float)
+        if np.nanmax(logged, initial=0) > 0:
+            return np.where(logged > 0, logged, np.nan)
+    if tune is None or getattr(tune, "afr_target", None) is None:
+        raise AnalysisError(
+            "no afr_target channel in the log and no tune with an AFR "
+            "target table: lambda error cannot be computed"
+        )
+    return corr.lookup_table(tune.afr_target, rpm, map_kpa)
+
+
+def _shared_rejections(log, time, rpm, map_kpa, limits):
+    reasons = {}
+    reasons["missing_operating_point"] = ~(
+        np.isfinite(rpm) & np.isfinite(map_kpa)
+    )
+    cold = np.zeros(time.shape, bool)
+    if "coolant_temperature" in log:
+        temp = log["coolant_temperature"].values
+        with np.errstate(invalid="ignore"):
+            cold = temp < limits.min_coolant_temperature
+    reasons["cold_engine"] = cold
+
+    throttle = (
+        log["throttle_position"].values
+        if "throttle_position" in log
+        else np.full(time.shape, np.nan)
+    )
+    decel = np.zeros(time.shape, bool)
+    with np.errstate(invalid="ignore"):
+        decel |= (throttle < limits.closed_throttle) & (rpm > 1200)
+        if "decel_enleanment" in log:
+            decel |= log["decel_enleanment"].values > 0
+    reasons["decel_fuel_cut"] = decel
+
+    enrich = np.zeros(time.shape, bool)
+    if "accel_enrichment" in log:
+        with np.errstate(invalid="ignore"):
+            active = log["accel_enrichment"].values > 0
+        enrich = _hold(time, active, limits.accel_holdoff)
+    reasons["accel_enrichment"] = enrich
+
+    reasons["unsteady_throttle"] = _rate_above(
+        time, throttle, limits.max_throttle_rate
+    )
+    reasons["unsteady_map"] = _rate_above(time, map_kpa, limits.max_map_rate)
+    return reasons
+
+
+def _hold(time, active, holdoff):
+    """Extend each active sample by ``holdoff`` seconds."""
+    if not active.any():
+        return active
+    last_active = np.maximum.accumulate(np.where(active, time, -np.inf))
+    return (time - last_active) <= holdoff
+
+
+def _rate_above(time, values, limit):
+    finite = np.isfinite(values)
+    if finite.sum() < 3:
+        return np.zeros(time.shape, bool)
+    rate = np.full(time.shape, np.nan)
+    rate[finite] = np.gradient(values[finite], time[finite])
+    with np.errstate(invalid="ignore"):
+        return np.abs(rate) > limit
+
+
+def _fuel_cut(log, cyl, time, limits):
+    """Injector pulse collapsing while the throttle is open: a fuel cut."""
+    name = f"injector_time_{cyl}"
+    if name not in log:
+        return np.zeros(time.shape, bool)
+    pulse = log[name].to_series().astype(float)
+    step = float(np.nanmedian(np.diff(time))) if time.size > 1 else 1.0
+    window = max(3, int(round(1.0 / step)))
+    median = pulse.rolling(window, min_periods=1).median().values
+    with np.errstate(invalid="ignore"):
+        return pulse.values < limits.fuel_cut_fraction * median
+
+
+def _off_table(log, tune, rpm, cyl):
+    if tune is None:
+        return np.zeros(rpm.shape, bool)
+    table = getattr(tune, f"ve_{cyl}")
+    load = _load_values(log, table)
+    x_axis = table["rpm"].values
+    y_axis = table[table.dims[1]].values
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (rpm >= x_axis[0])
+            & (rpm <= x_axis[-1])
+            & (load >= y_axis[0])
+            & (load <= y_axis[-1])
+        )
+    return ~inside
+
+
+def _load_values(log, table):
+    load_dim = table.dims[1]
+    channel = {"map": "manifold_pressure", "tps": "throttle_position"}
+    if load_dim not in channel:
+        raise AnalysisError(
+            f"VE table load axis {load_dim!r} is not supported; expected "
+            "'map' [kPa] or 'tps' [%]"
+        )
+    return _channel(log, channel[load_dim])
+
+
+def _first_reason(reasons, size):
+    code = np.full(size, -1, dtype=int)
+    for k, reason in enumerate(REJECTION_REASONS):
+        flagged = reasons.get(reason, np.zeros(size, bool)) & (code < 0)
+        code[flagged] = k
+    return code
+
+
+def _correction_part(log, tune, samples, sensors, min_weight, max_change):
+    time = log["time"].values
+    duration = _sample_durations(time)
+    per_cylinder = []
+    for cyl in CYLINDERS:
+        table = getattr(tune, f"ve_{cyl}")
+        if cyl not in sensors:
+            stats = {
+                "weight": np.zeros(table.shape),
+                "hits": np.zeros(table.shape),
+                "ratio": np.full(table.shape, np.nan),
+                "spread": np.full(table.shape, np.nan),
+            }
+        else:
+            stats = corr.bin_ratios(
+                log["engine_speed"].values,
+                _load_values(log, table),
+                samples[f"ratio_{cyl}"].values,
+                duration,
+                table["rpm"].values,
+                table[table.dims[1]].values,
+            )
+        applied = corr.bounded_ratio(
+            stats["ratio"], stats["weight"], min_weight, max_change
+        )
+        ds = corr.correction_dataset(table, stats, applied)
+        ds.attrs["sensor"] = sensors.get(cyl, "none")
+        per_cylinder.append(ds)
+
+    result = xr.concat(per_cylinder, dim="cylinder")
+    result = result.assign_coords(cylinder=list(CYLINDERS))
+    result.attrs["sensors"] = ", ".join(
+        f"{cyl}: {sensors.get(cyl, 'none')}" for cyl in CYLINDERS
+    )
+    result.attrs["min_weight_s"] = min_weight
+    result.attrs["max_change"] = max_change
+    return result
+
+
+def _sample_durations(time):
+    """Time each sample represents, with log gaps capped at 2 steps."""
+    if time.size < 2:
+        return np.ones_like(time, dtype=float)
+    dt = np.gradient(time)
+    step = float(np.median(np.diff(time)))
+    return np.clip(dt, 0.0, 2.0 * step)

@@ -1,0 +1,110 @@
+"""Bilinear binning of correction ratios onto non-uniform table axes."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dynoai_lab.analysis import correction
+
+RPM = np.array([1000.0, 2000.0, 3500.0, 5000.0])
+MAP = np.array([20.0, 40.0, 70.0, 100.0])
+
+
+def test_weights_sum_to_one_inside():
+    x = np.array([1000.0, 1500.0, 4999.0, 3500.0])
+    y = np.array([20.0, 55.0, 99.0, 40.0])
+    cells, weights, inside = correction.bilinear_weights(x, y, RPM, MAP)
+    assert inside.all()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-12)
+    # A sample on a breakpoint puts all its weight on that cell.
+    on_point = weights[3]
+    assert on_point.max() == pytest.approx(1.0)
+    assert cells[3][np.argmax(on_point)] == 2 * MAP.size + 1
+
+
+def test_off_table_samples_get_no_weight():
+    stats = correction.bin_ratios(
+        [900.0, 6000.0, 2000.0, 2000.0],
+        [40.0, 40.0, 10.0, 40.0],
+        [0.5, 0.5, 0.5, 1.1],
+        [0.1, 0.1, 0.1, 0.1],
+        RPM,
+        MAP,
+    )
+    # Only the last sample lies inside; edge cells are not filled from
+    # the three outside samples.
+    assert stats["weight"].sum() == pytest.approx(0.1)
+    assert np.nanmax(stats["ratio"]) == pytest.approx(1.1)
+    assert np.nanmin(stats["ratio"]) == pytest.approx(1.1)
+
+
+def test_weighted_mean_and_spread():
+    # Two samples at the same point, different durations.
+    stats = correction.bin_ratios(
+        [2000.0, 2000.0], [40.0, 40.0], [1.0, 1.2], [0.3, 0.1], RPM, MAP
+    )
+    ratio = stats["ratio"][1, 1]
+    assert ratio == pytest.approx((0.3 * 1.0 + 0.1 * 1.2) / 0.4)
+    spread = stats["spread"][1, 1]
+    expected = np.sqrt(
+        (0.3 * (1.0 - ratio) ** 2 + 0.1 * (1.2 - ratio) ** 2) / 0.4
+    )
+    assert spread == pytest.approx(expected, rel=1e-6)
+    assert stats["hits"][1, 1] == 2
+
+
+def test_nan_ratio_skipped():
+    stats = correction.bin_ratios(
+        [2000.0, 2000.0], [40.0, 40.0], [np.nan, 0.9], [0.1, 0.1], RPM, MAP
+    )
+    assert stats["weight"][1, 1] == pytest.approx(0.1)
+    assert stats["ratio"][1, 1] == pytest.approx(0.9)
+
+
+def test_bounded_ratio_limits_and_min_weight():
+    ratio = np.array([1.3, 0.7, 1.05, 1.2, np.nan])
+    weight = np.array([1.0, 1.0, 1.0, 0.01, 1.0])
+    applied = correction.bounded_ratio(ratio, weight, 0.05, 0.1)
+    np.testing.assert_allclose(applied, [1.1, 0.9, 1.05, 1.0, 1.0])
+    with pytest.raises(ValueError, match="max_change"):
+        correction.bounded_ratio(ratio, weight, 0.05, 1.5)
+
+
+def test_lean_cell_gains_fuel():
+    # Lean (lambda measured > target) must raise VE, so the ECU adds
+    # fuel; the inverted sign is a classic autotune bug.
+    table = xr.DataArray(
+        np.full((RPM.size, MAP.size), 80.0),
+        dims=("rpm", "map"),
+        coords={"rpm": RPM, "map": MAP},
+    )
+    stats = correction.bin_ratios([2000.0], [40.0], [1.08], [1.0], RPM, MAP)
+    applied = correction.bounded_ratio(stats["ratio"], stats["weight"])
+    ds = correction.correction_dataset(table, stats, applied)
+    assert float(ds["ve_proposed"].sel(rpm=2000, map=40)) == pytest.approx(
+        86.4
+    )
+    # Cells with no data keep their VE exactly.
+    untouched = ds["weight"] == 0
+    assert (ds["ve_proposed"].where(untouched) == 80.0).sum() == int(
+        untouched.sum()
+    )
+    for name in ds.data_vars:
+        assert "units" in ds[name].attrs
+
+
+def test_axes_must_increase():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        correction.bilinear_weights([1.0], [1.0], [1.0, 1.0], MAP)
+
+
+def test_lookup_table_clamps_and_interpolates():
+    table = xr.DataArray(
+        np.add.outer(RPM / 1000.0, MAP / 10.0),
+        dims=("rpm", "map"),
+        coords={"rpm": RPM, "map": MAP},
+    )
+    values = correction.lookup_table(
+        table, [1500.0, 500.0, 9000.0], [30.0, 20.0, 200.0]
+    )
+    np.testing.assert_allclose(values, [1.5 + 3.0, 1.0 + 2.0, 5.0 + 10.0])

@@ -1,0 +1,95 @@
+"""Analyze Pull on the real Harley pull and its base tune."""
+
+import numpy as np
+import pytest
+
+import dynoai_lab as dl
+from dynoai_lab.units import HP, LBF_FT
+
+
+@pytest.fixture(scope="module")
+def real_pull():
+    from conftest import DATA
+
+    log = dl.read_log(DATA / "5TH GEAR.txt")
+    tune = dl.read_tune(DATA / "base.pvv")
+    return log, tune, dl.analyze_pull(log, tune)
+
+
+def test_peaks_match_dyno_channels(real_pull):
+    # WinPEP's own corrected power and torque; ours is computed from
+    # drum speed and our SAE J1349 factor. Agreement within 1 % and
+    # 100 rpm.
+    log, _, analysis = real_pull
+    summary = analysis.summary()
+    power = log["power_corrected"].values * 1000.0 / HP
+    torque = log["torque_corrected"].values / LBF_FT
+    rpm = log["engine_speed"].values
+    i, j = np.nanargmax(power), np.nanargmax(torque)
+    assert summary["peak_power_hp"] == pytest.approx(power[i], rel=0.01)
+    assert abs(summary["peak_power_rpm"] - rpm[i]) <= 100
+    assert summary["peak_torque_lbft"] == pytest.approx(torque[j], rel=0.01)
+    assert abs(summary["peak_torque_rpm"] - rpm[j]) <= 100
+
+
+def test_dead_wideband_detected(real_pull):
+    _, _, analysis = real_pull
+    summary = analysis.summary()
+    channel = summary["wideband_channel"]
+    assert channel["used"] == "afr_lc2"
+    assert channel["feeds"] == {"front": "afr_lc2", "rear": "afr_lc2"}
+    assert "stuck at 7.38" in channel["reasons"]["afr_lc1"]
+    assert "reads 0" in channel["reasons"]["afr_front"]
+    assert channel["original_names"]["afr_lc2"].endswith(
+        "LC2 Volts Petrol AFR2"
+    )
+    assert any("feeds both cylinders" in note for note in summary["notes"])
+
+
+def test_corrections_only_in_visited_cells(real_pull):
+    _, tune, analysis = real_pull
+    corrections = analysis.corrections
+    assert corrections["ratio"].dims == ("cylinder", "rpm", "tps")
+    np.testing.assert_array_equal(
+        corrections["tps"].values, tune.ve_front["tps"].values
+    )
+    visited = corrections["weight"] > 0
+    assert 0 < int(visited.sum()) < visited.size // 4
+    unvisited = ~visited
+    same = corrections["ve_proposed"] == corrections["ve_current"]
+    assert bool(same.where(unvisited, True).all())
+    # The pull ends at wide-open throttle: the corrected cells are in
+    # the 100 % column, above 4000 rpm.
+    rpm_visited = corrections["rpm"].where(visited.any(["cylinder", "tps"]))
+    assert float(rpm_visited.min()) >= 4000
+
+
+def test_rejections_counted(real_pull):
+    _, _, analysis = real_pull
+    front = analysis.rejected["front"]
+    # Acceleration enrichment is active through the roll-on and the rev
+    # limiter cuts fuel at the end; both must be left out.
+    assert front["accel_enrichment"] > 40
+    assert front["fuel_cut"] > 0
+    total = sum(front.values())
+    assert total == analysis.samples.sizes["time"]
+
+
+def test_correction_ratio_in_sane_range(real_pull):
+    _, _, analysis = real_pull
+    ratio = analysis.corrections["ratio"].values
+    finite = ratio[np.isfinite(ratio)]
+    # The bike runs within a few percent of target at WOT.
+    assert np.all((finite > 0.9) & (finite < 1.1))
+
+
+def test_missing_channels_raise():
+    import xarray as xr
+
+    log = xr.Dataset(
+        {"drum_speed": ("time", np.linspace(10, 20, 50))},
+        coords={"time": np.arange(50) * 0.05},
+        attrs={"source_file": "tiny.csv"},
+    )
+    with pytest.raises(dl.AnalysisError, match="tiny.csv has no engine_speed"):
+        dl.analyze_pull(log)
