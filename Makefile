@@ -25,7 +25,8 @@ demo: $(STAMP)
 
 # Every test, the notebooks under nbval included.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks dynoai_lab/templates --nbval-lax \
+		-p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check dynoai_lab tests notebooks

@@ -1,0 +1,262 @@
+"""Write the notebooks and report templates from the cell sources below.
+
+Run ``python tools/build_notebooks.py`` after changing a cell here; the
+notebooks are committed, and nbval runs them in ``make test``.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL = {
+    "kernelspec": {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    },
+    "language_info": {"name": "python"},
+}
+
+
+def code(source, tags=()):
+    cell = new_code_cell(source.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def md(source):
+    return new_markdown_cell(source.strip("\n"))
+
+
+def write(path, cells):
+    nb = new_notebook(cells=cells, metadata=KERNEL)
+    path = ROOT / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    print("wrote", path)
+
+
+REPORT_PULL = [
+    md(
+        "# Pull report\n\nPower, torque and VE corrections from one dyno "
+        "pull. Run by `dynoai-lab demo` with papermill."
+    ),
+    code(
+        """
+log_path = "../../data/5TH GEAR.txt"
+tune_path = "../../data/base.pvv"
+out_dir = ""
+wideband = None
+""",
+        tags=["parameters"],
+    ),
+    code("""
+from pathlib import Path
+
+import dynoai_lab as dl
+from dynoai_lab import plotting
+
+plotting.use_offline_renderer()
+log = dl.read_log(log_path)
+tune = dl.read_tune(tune_path) if tune_path else None
+analysis = dl.analyze_pull(log, tune, wideband=wideband)
+summary = analysis.summary()
+dl.summary_table(summary)
+"""),
+    md(
+        "## Wideband channel\n\nWhich sensor fed each VE table, and why the "
+        "others were not used."
+    ),
+    code("""
+dl.wideband_table(analysis)
+"""),
+    md("## Power and torque"),
+    code("""
+plotting.power_torque_figure(analysis)
+"""),
+    md(
+        "## Lambda\n\nMeasured lambda is moved back by the transport delay "
+        "to the operating point that produced it; markers are the samples "
+        "kept for VE correction."
+    ),
+    code("""
+plotting.lambda_figure(analysis)
+"""),
+    md(
+        "## VE corrections on the tune's own axes\n\nOnly cells the pull "
+        "visited carry a ratio; all others stay as they are."
+    ),
+    code("""
+figures = []
+if analysis.corrections is not None:
+    for cylinder in ("front", "rear"):
+        figures.append(plotting.correction_heatmap(analysis.corrections, cylinder))
+figures[0] if figures else "no tune given"
+"""),
+    code("""
+figures[1] if len(figures) > 1 else None
+"""),
+    code("""
+dl.rejection_table(analysis)
+"""),
+    code("""
+if out_dir:
+    dl.save_analysis(analysis, Path(out_dir), extra={"log": log_path, "tune": tune_path})
+"""),
+]
+
+REPORT_TUNING = [
+    md(
+        "# Closed-loop tuning report\n\nThe virtual dyno pulls, the "
+        "analysis corrects the ECU's VE, and the loop repeats until the "
+        "lambda error over visited cells is inside the tolerance."
+    ),
+    code(
+        """
+engine = "m8-114"
+seed = 1
+iterations = 4
+out_dir = ""
+""",
+        tags=["parameters"],
+    ),
+    code("""
+from pathlib import Path
+
+import dynoai_lab as dl
+from dynoai_lab import plotting, sim
+
+plotting.use_offline_renderer()
+engine_params = sim.get_engine(engine)
+ecu = sim.make_base_ecu(engine_params, ve_error=True, seed=seed)
+session = dl.TuningSession(engine_params, ecu, seed=seed, max_iterations=iterations)
+history = session.run()
+summary = session.summary()
+dl.iteration_table(summary)
+"""),
+    code("""
+plotting.tuning_error_figure(history)
+"""),
+    md("## Last pull's correction, front cylinder"),
+    code("""
+plotting.correction_heatmap(session.last_analysis.corrections, "front")
+"""),
+    code("""
+if out_dir:
+    dl.save_session(session, Path(out_dir))
+"""),
+]
+
+VIRTUAL_DYNO = [
+    md(
+        "# Virtual dyno\n\nPick an engine, **Trigger Pull** to run it on the "
+        "simulated inertia dyno, then **Analyze Pull** for lambda and the VE "
+        "correction. The ECU starts with VE 8 to 15 % off, so the heatmap "
+        "shows what a first pull on a new build looks like."
+    ),
+    code("""
+from dynoai_lab import plotting
+from dynoai_lab.widgets import VirtualDynoPanel
+
+plotting.use_offline_renderer()
+panel = VirtualDynoPanel(engine="m8-114", seed=0)
+panel.widget()
+"""),
+    md(
+        "The cells below press the buttons, so the notebook also runs "
+        "unattended (and under nbval in the test suite)."
+    ),
+    code("""
+panel.trigger_button.click()
+assert panel.log is not None, "Trigger Pull produced no log"
+panel.status.value
+"""),
+    code("""
+panel.analyze_button.click()
+assert panel.analysis.corrections is not None, "Analyze Pull gave no correction"
+panel.status.value
+"""),
+    md(
+        "## Truth beside measurement\n\nThe simulator keeps what a real dyno "
+        "cannot know: the true lambda per cylinder and the delay it used."
+    ),
+    code("""
+plotting.truth_figure(panel.log, panel.truth)
+"""),
+]
+
+CLOSED_LOOP = [
+    md(
+        "# Closed-loop tuning\n\n**Start Closed-Loop Tuning** pulls, "
+        "analyzes and corrects the ECU until the lambda error over the "
+        "visited cells is inside 1 %, or the iterations run out."
+    ),
+    code("""
+from dynoai_lab import plotting
+from dynoai_lab.widgets import TuningPanel
+
+plotting.use_offline_renderer()
+panel = TuningPanel(engine="m8-114", seed=0, iterations=4)
+panel.widget()
+"""),
+    code("""
+panel.start_button.click()
+history = panel.session.history
+errors = history["mean_abs_lambda_error_pct"].values
+assert errors[-1] < errors[0], f"error did not fall: {errors}"
+panel.status.value
+"""),
+    code("""
+import dynoai_lab as dl
+
+dl.iteration_table(panel.session.summary())
+"""),
+]
+
+REAL_PULL = [
+    md(
+        "# Real pull: Harley-Davidson CVO Fat Boy, 5th gear\n\nA WinPEP 8 "
+        "export of a roll-on into a wide-open-throttle pull, with the bike's "
+        "base Power Vision tune (VE indexed by throttle position). See "
+        "`data/README.md` for the source and licence."
+    ),
+    code("""
+import dynoai_lab as dl
+from dynoai_lab import plotting
+
+plotting.use_offline_renderer()
+log = dl.read_log("../data/5TH GEAR.txt")
+tune = dl.read_tune("../data/base.pvv")
+analysis = dl.analyze_pull(log, tune)
+dl.summary_table(analysis.summary())
+"""),
+    md(
+        "Two dyno widebands are logged; one is not connected. The analysis "
+        "says which one it used:"
+    ),
+    code("""
+dl.wideband_table(analysis)
+"""),
+    code("""
+plotting.power_torque_figure(analysis, title="5th gear pull")
+"""),
+    code("""
+plotting.lambda_figure(analysis)
+"""),
+    code("""
+plotting.correction_heatmap(analysis.corrections, "front")
+"""),
+    code("""
+dl.rejection_table(analysis)
+"""),
+]
+
+if __name__ == "__main__":
+    write("dynoai_lab/templates/report_pull.ipynb", REPORT_PULL)
+    write("dynoai_lab/templates/report_tuning.ipynb", REPORT_TUNING)
+    write("notebooks/01_virtual_dyno.ipynb", VIRTUAL_DYNO)
+    write("notebooks/02_closed_loop_tuning.ipynb", CLOSED_LOOP)
+    write("notebooks/03_real_pull_analysis.ipynb", REAL_PULL)
