@@ -1,0 +1,53 @@
+"""Simulated engine, ECU fuelling, wideband sensor and inertia dyno.
+
+The simulator produces dyno logs with known truth, so that analysis and
+tuning code can be tested against the known result:
+
+>>> from dynoai_lab import sim
+>>> from dynoai_lab.ecu import make_base_ecu
+>>> engine = sim.get_engine("m8-114")
+>>> ecu = make_base_ecu(engine, ve_error=-0.10)
+>>> sweep = sim.Sweep(throttle=100, start_rpm=2000, end_rpm=5500)
+>>> log, truth = sim.simulate_pull(engine, ecu, sweep, seed=1)
+>>> round(float(truth["lambda_front"].median() / 0.89), 1)
+1.1
+"""
+
+from dynoai_lab.sim.dyno import (
+    DrumDyno,
+    Weather,
+    dyno_names,
+    get_dyno,
+)
+from dynoai_lab.sim.engines import (
+    Engine,
+    calibration,
+    engine_names,
+    get_engine,
+    true_ve,
+)
+from dynoai_lab.sim.pull import (
+    Sweep,
+    covering_plan,
+    simulate_plan,
+    simulate_pull,
+)
+from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
+
+__all__ = [
+    "DrumDyno",
+    "Engine",
+    "Sweep",
+    "Weather",
+    "WidebandSensor",
+    "calibration",
+    "covering_plan",
+    "dyno_names",
+    "engine_names",
+    "get_dyno",
+    "get_engine",
+    "simulate_plan",
+    "simulate_pull",
+    "transport_delay",
+    "true_ve",
+]

@@ -1,0 +1,484 @@
+"""Engine, intake and drum physics as pure functions.
+
+Every function takes floats or numpy arrays and returns the same, so the
+simulator's time step can call them on scalars and analysis code can
+call them on whole logs. The models are mean-value models: one value per
+engine cycle, no crank-angle resolution.
+
+Spark advance is not modelled; every operating point is assumed to run
+at its best-torque spark timing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynoai_lab.units import R_AIR, ZERO_CELSIUS
+
+#: Lower heating value of gasoline [J/kg]. Typical textbook value; an
+#: estimate for pump fuel, which varies by a few percent.
+GASOLINE_LHV = 43.0e6
+#: Lambda of best (maximum) torque at fixed air mass [1].
+BEST_POWER_LAMBDA = 0.88
+#: Ratio of specific heats of the residual exhaust gas [1], an estimate.
+EXHAUST_GAMMA = 1.3
+
+# Loss of torque away from best-power lambda: 1 - k (lambda - 0.88)^2,
+# steeper on the lean side. Chosen so that stoichiometric mixture gives
+# about 4 % less torque than best power; an estimate, not fitted to data.
+_LEAN_CURVATURE = 2.5
+_RICH_CURVATURE = 1.5
+# Lambda outside this range misfires and makes no torque [1].
+_MISFIRE_RICH = 0.5
+_MISFIRE_LEAN = 1.7
+
+
+def trapped_air_mass(
+    ve_percent, map_kpa, cylinder_volume, intake_temperature_c
+):
+    """Compute the air mass trapped per cylinder per cycle.
+
+    Parameters
+    ----------
+    ve_percent : array_like
+        True volumetric efficiency [%], referred to manifold conditions.
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    cylinder_volume : float
+        Swept volume of one cylinder [m³].
+    intake_temperature_c : array_like
+        Intake air temperature [°C].
+
+    Returns
+    -------
+    numpy.ndarray
+        Trapped air mass [kg].
+
+    Notes
+    -----
+    .. math:: m_{air} = \\frac{VE \\, p_{MAP} V_{cyl}}{R_{air} T}
+    """
+    temperature_k = np.asarray(intake_temperature_c, float) + ZERO_CELSIUS
+    return (
+        np.asarray(ve_percent, float)
+        / 100.0
+        * np.asarray(map_kpa, float)
+        * 1000.0
+        * cylinder_volume
+        / (R_AIR * temperature_k)
+    )
+
+
+def lambda_torque_factor(lambda_):
+    """Compute indicated torque relative to best-power mixture.
+
+    Parameters
+    ----------
+    lambda_ : array_like
+        Burned air-fuel equivalence ratio, lambda [1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Factor [1], 1 at lambda 0.88, 0.96 at lambda 1.0 and 0 outside
+        the misfire limits 0.5 and 1.7.
+
+    Notes
+    -----
+    .. math:: f(\\lambda) = 1 - k (\\lambda - 0.88)^2,\\quad
+              k = 2.5 \\text{ lean}, \\; 1.5 \\text{ rich}
+
+    clipped at 0. The curvatures are estimates.
+    """
+    lam = np.asarray(lambda_, dtype=float)
+    delta = lam - BEST_POWER_LAMBDA
+    curvature = np.where(delta > 0, _LEAN_CURVATURE, _RICH_CURVATURE)
+    factor = np.clip(1.0 - curvature * delta**2, 0.0, 1.0)
+    burning = (lam >= _MISFIRE_RICH) & (lam <= _MISFIRE_LEAN)
+    return np.where(burning, factor, 0.0)
+
+
+def indicated_work(
+    air_mass, lambda_, indicated_efficiency, stoichiometric_afr=14.7
+):
+    """Compute indicated work per cylinder per cycle.
+
+    Parameters
+    ----------
+    air_mass : array_like
+        Trapped air mass [kg].
+    lambda_ : array_like
+        Burned lambda [1].
+    indicated_efficiency : float
+        Indicated fuel-conversion efficiency at best-power lambda [1].
+    stoichiometric_afr : float
+        Stoichiometric air-fuel ratio [1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Indicated work [J].
+
+    Notes
+    -----
+    Torque at best power is limited by air, so the work is referred to
+    the fuel that the air could burn:
+
+    .. math:: W_i = m_{air} \\frac{Q_{LHV}}{AFR_{st}} \\eta_i f(\\lambda)
+
+    with :math:`Q_{LHV}` = 43 MJ/kg and :math:`f` from
+    :func:`lambda_torque_factor`.
+    """
+    return (
+        np.asarray(air_mass, float)
+        * (GASOLINE_LHV / stoichiometric_afr)
+        * indicated_efficiency
+        * lambda_torque_factor(lambda_)
+    )
+
+
+def friction_mean_effective_pressure(rpm, stroke):
+    """Compute friction mean effective pressure from mean piston speed.
+
+    Parameters
+    ----------
+    rpm : array_like
+        Engine speed [rpm].
+    stroke : float
+        Piston stroke [m].
+
+    Returns
+    -------
+    numpy.ndarray
+        FMEP [kPa], excluding pumping.
+
+    Notes
+    -----
+    With mean piston speed :math:`\\bar S_p = 2 s n / 60` [m/s]:
+
+    .. math:: fmep = 60 + 4 \\bar S_p + 0.2 \\bar S_p^2 \\; \\text{kPa}
+
+    The coefficients are estimates. They give about 2 bar at 19 m/s,
+    an M8 at 5000 rpm.
+    """
+    piston_speed = 2.0 * stroke * np.asarray(rpm, float) / 60.0
+    return 60.0 + 4.0 * piston_speed + 0.2 * piston_speed**2
+
+
+def pumping_mean_effective_pressure(map_kpa, exhaust_pressure_kpa):
+    """Compute pumping mean effective pressure [kPa].
+
+    Parameters
+    ----------
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    exhaust_pressure_kpa : array_like
+        Exhaust back pressure [kPa], about barometric.
+
+    Returns
+    -------
+    numpy.ndarray
+        PMEP [kPa], the gas-exchange work per swept volume.
+
+    Notes
+    -----
+    .. math:: pmep = p_{exh} - p_{MAP}
+
+    Positive values are work taken from the crank. At wide-open
+    throttle only the small intake loss remains.
+    """
+    return np.asarray(exhaust_pressure_kpa, float) - np.asarray(map_kpa, float)
+
+
+def brake_torque(
+    total_indicated_work, rpm, map_kpa, ambient_kpa, *, displacement, stroke
+):
+    """Compute crankshaft brake torque of a four-stroke engine.
+
+    Parameters
+    ----------
+    total_indicated_work : array_like
+        Indicated work of all cylinders in one cycle [J].
+    rpm : array_like
+        Engine speed [rpm].
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    ambient_kpa : array_like
+        Barometric pressure [kPa], taken as the exhaust back pressure.
+    displacement : float
+        Total swept volume [m³].
+    stroke : float
+        Piston stroke [m].
+
+    Returns
+    -------
+    numpy.ndarray
+        Brake torque [N·m].
+
+    Notes
+    -----
+    A four-stroke cycle takes two revolutions, :math:`4\\pi` rad:
+
+    .. math:: T_b = \\frac{W_i - (fmep + pmep) V_d}{4 \\pi}
+    """
+    mep_kpa = friction_mean_effective_pressure(
+        rpm, stroke
+    ) + pumping_mean_effective_pressure(map_kpa, ambient_kpa)
+    loss_work = mep_kpa * 1000.0 * displacement
+    return (np.asarray(total_indicated_work, float) - loss_work) / (
+        4.0 * np.pi
+    )
+
+
+def throttle_area_fraction(throttle_percent, leak_fraction):
+    """Compute effective throttle flow area relative to wide open.
+
+    Parameters
+    ----------
+    throttle_percent : array_like
+        Throttle position [%], 0 closed to 100 wide open.
+    leak_fraction : float
+        Flow area with the plate closed (idle air, plate clearance)
+        relative to wide open [1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Area fraction [1], from `leak_fraction` to 1.
+
+    Notes
+    -----
+    A butterfly's open area grows as :math:`1 - \\cos\\theta` of its
+    angle; the throttle position is taken as proportional to the angle
+    from closed to 90°:
+
+    .. math:: a = a_0 + (1 - a_0)(1 - \\cos(\\tfrac{\\pi}{2}
+              \\tfrac{TPS}{100}))
+    """
+    opening = np.clip(np.asarray(throttle_percent, float), 0.0, 100.0)
+    geometric = 1.0 - np.cos(0.5 * np.pi * opening / 100.0)
+    return leak_fraction + (1.0 - leak_fraction) * geometric
+
+
+def static_manifold_pressure(
+    throttle_percent, rpm, ambient_kpa, *, throttle_flow_rpm, leak_fraction
+):
+    """Compute steady-state MAP from throttle and engine speed.
+
+    Parameters
+    ----------
+    throttle_percent : array_like
+        Throttle position [%].
+    rpm : array_like
+        Engine speed [rpm].
+    ambient_kpa : array_like
+        Barometric pressure [kPa].
+    throttle_flow_rpm : float
+        Engine speed [rpm] at which the wide-open throttle flow
+        capacity equals the engine's pumping demand at MAP ratio
+        :math:`1/\\sqrt 2`; larger means a freer intake.
+    leak_fraction : float
+        Closed-throttle flow area relative to wide open [1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Manifold absolute pressure [kPa].
+
+    Notes
+    -----
+    Throttle flow is approximated as :math:`\\dot m_{th} \\propto a
+    \\, p_a \\sqrt{1 - r^2}` with :math:`r = p_{MAP}/p_a`, and the
+    engine's demand as :math:`\\dot m_e \\propto r \\, p_a n`. Equating
+    them gives a closed form:
+
+    .. math:: g = a \\frac{n_{flow}}{n}, \\qquad
+              p_{MAP} = p_a \\frac{g}{\\sqrt{1 + g^2}}
+
+    The ellipse :math:`\\sqrt{1 - r^2}` replaces the compressible
+    orifice flow function. Like it, the ellipse gives no flow at
+    :math:`r = 1` and flow nearly independent of :math:`r` at low
+    :math:`r`, where a real throttle chokes. At wide
+    open throttle the formula leaves a small intake loss that grows
+    with rpm, about 3 % of barometric at the rated-power speed when
+    `throttle_flow_rpm` is four times that speed.
+    """
+    area = throttle_area_fraction(throttle_percent, leak_fraction)
+    rpm = np.maximum(np.asarray(rpm, float), 1.0)
+    g = area * throttle_flow_rpm / rpm
+    return np.asarray(ambient_kpa, float) * g / np.sqrt(1.0 + g * g)
+
+
+def manifold_time_constant(rpm, *, manifold_volume, displacement):
+    """Compute the first-order filling time constant of the intake.
+
+    Parameters
+    ----------
+    rpm : array_like
+        Engine speed [rpm].
+    manifold_volume : float
+        Volume between throttle and intake valves [m³].
+    displacement : float
+        Total swept volume [m³].
+
+    Returns
+    -------
+    numpy.ndarray
+        Time constant [s].
+
+    Notes
+    -----
+    The engine swallows :math:`V_d n / 120` of manifold gas per second
+    (unit VE), so the manifold refills in about
+
+    .. math:: \\tau = \\frac{V_m}{V_d} \\frac{120}{n}
+    """
+    rpm = np.maximum(np.asarray(rpm, float), 100.0)
+    return manifold_volume / displacement * 120.0 / rpm
+
+
+def residual_gas_factor(map_kpa, compression_ratio, exhaust_kpa=103.0):
+    """Compute the loss of fresh charge to residual exhaust gas.
+
+    Parameters
+    ----------
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    compression_ratio : float
+        Geometric compression ratio [1].
+    exhaust_kpa : float
+        Exhaust pressure at valve overlap [kPa].
+
+    Returns
+    -------
+    numpy.ndarray
+        Fresh-charge fraction [1], 1 when MAP equals exhaust pressure and
+        falling at low MAP.
+
+    Notes
+    -----
+    Exhaust left in the clearance volume :math:`V_c` at
+    :math:`p_{exh}` expands isentropically to MAP before fresh charge
+    enters, so the fresh charge fills
+    :math:`V_c + V_d - V_c (p_{exh}/p_{MAP})^{1/\\gamma}`. Divided by
+    :math:`V_d`, with :math:`r_c = (V_c + V_d)/V_c`:
+
+    .. math:: \\eta = \\frac{r_c - (p_{exh}/p_{MAP})^{1/\\gamma}}
+              {r_c - 1}
+
+    clipped at 0.05 so that very low MAP still traps a little air.
+    """
+    pressure_ratio = exhaust_kpa / np.maximum(np.asarray(map_kpa, float), 1)
+    expansion = pressure_ratio ** (1.0 / EXHAUST_GAMMA)
+    fraction = (compression_ratio - expansion) / (compression_ratio - 1.0)
+    return np.clip(fraction, 0.05, None)
+
+
+def saturation_vapour_pressure(temperature_c):
+    """Compute saturation vapour pressure of water over liquid water.
+
+    Parameters
+    ----------
+    temperature_c : array_like
+        Air temperature [°C].
+
+    Returns
+    -------
+    numpy.ndarray
+        Saturation vapour pressure [kPa].
+
+    Notes
+    -----
+    Magnus form with the Sonntag (1990) coefficients, the version the
+    WMO recommends:
+
+    .. math:: e_s = 0.6112 \\exp\\left(\\frac{17.62 \\, T}
+              {243.12 + T}\\right)
+
+    References
+    ----------
+    .. [1] D. Sonntag (1990), Important new values of the physical
+       constants of 1986, vapour pressure formulations based on the
+       ITS-90 and psychrometric formulae. Z. Meteorol. 70, 340-344;
+       coefficients as given in the documentation of the R package
+       bigleaf, ``Esat.slope``.
+    """
+    t = np.asarray(temperature_c, float)
+    return 0.6112 * np.exp(17.62 * t / (243.12 + t))
+
+
+def dry_air_fraction(ambient_kpa, ambient_temperature_c, relative_humidity):
+    """Compute the mole fraction of dry air in humid ambient air.
+
+    Parameters
+    ----------
+    ambient_kpa : array_like
+        Barometric pressure [kPa].
+    ambient_temperature_c : array_like
+        Air temperature [°C].
+    relative_humidity : array_like
+        Relative humidity [%].
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`1 - p_v / p` [1]; a speed-density ECU that assumes dry
+        air over-counts the oxygen-carrying air by this factor.
+    """
+    vapour = (
+        np.asarray(relative_humidity, float)
+        / 100.0
+        * saturation_vapour_pressure(ambient_temperature_c)
+    )
+    return 1.0 - vapour / np.asarray(ambient_kpa, float)
+
+
+def drum_inertia_power(inertia, drum_omega, drum_alpha):
+    """Compute the power that accelerates the dyno drum.
+
+    Parameters
+    ----------
+    inertia : float
+        Drum moment of inertia [kg·m²].
+    drum_omega : array_like
+        Drum angular speed [rad/s].
+    drum_alpha : array_like
+        Drum angular acceleration [rad/s²].
+
+    Returns
+    -------
+    numpy.ndarray
+        Power [W].
+
+    Notes
+    -----
+    .. math:: P = I \\alpha \\omega
+    """
+    return (
+        inertia * np.asarray(drum_alpha, float) * np.asarray(drum_omega, float)
+    )
+
+
+def drum_loss_torque(drum_omega, *, bearing_torque, windage_coefficient):
+    """Compute drum bearing and windage loss torque.
+
+    Parameters
+    ----------
+    drum_omega : array_like
+        Drum angular speed [rad/s], not negative.
+    bearing_torque : float
+        Speed-independent bearing drag [N·m].
+    windage_coefficient : float
+        Aerodynamic drag coefficient of the drum [N·m·s²].
+
+    Returns
+    -------
+    numpy.ndarray
+        Loss torque [N·m] opposing rotation.
+
+    Notes
+    -----
+    .. math:: T_{loss} = T_0 + c_w \\omega^2
+    """
+    omega = np.asarray(drum_omega, float)
+    return bearing_torque + windage_coefficient * omega * omega
