@@ -18,8 +18,10 @@ cylinders passes the same table as both.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -34,23 +36,10 @@ STOICHIOMETRIC_AFR_GASOLINE = 14.7
 #: Cylinder names accepted by the ECU methods.
 CYLINDERS = ("front", "rear")
 
-# Engine-speed axis of the MAP-based VE tables of a 2016 110 CID
-# Harley-Davidson Delphi tune, padding repeats removed [rpm].
-_HD_VE_RPM = (
-    750, 1000, 1125, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000,
-    3500, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000,
-)  # fmt: skip
-# MAP axis of the same VE tables [kPa].
-_HD_VE_MAP = (
-    10.3, 15.1, 19.9, 25.1, 29.9, 35.1, 39.9, 45.0, 50.2, 55.0, 60.1,
-    64.9, 70.1, 74.9, 84.9, 94.8, 104.4,
-)  # fmt: skip
-# Axes of the AFR-target table of the same tune [rpm] and [kPa].
-_HD_AFR_RPM = (
-    750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000, 3500,
-    3750, 4000, 4500, 5000, 5500, 6000,
-)  # fmt: skip
-_HD_AFR_MAP = (20, 30, 35, 40, 50, 60, 70, 75, 80, 90, 100)
+#: A full Power Vision tune of a 2016 110 CID Harley-Davidson Delphi
+#: ECM with MAP-based VE tables (MIT, see data/README.md); the
+#: simulator's ECU uses its axes.
+TEMPLATE_TUNE = Path(__file__).with_name("data") / "pvv_template.pvv"
 
 # AFR-target blend of make_base_ecu: cruise AFR below the lower MAP
 # bound, power enrichment above the upper one [1] and [kPa].
@@ -430,9 +419,31 @@ def harley_delphi_axes():
     afr_axes : tuple of numpy.ndarray
         ``(rpm [rpm], map [kPa])`` of the AFR-target table, 17 × 11.
     """
+    ve_rpm, ve_map, afr_rpm, afr_map = _template_axes()
     return (
-        (np.array(_HD_VE_RPM, float), np.array(_HD_VE_MAP, float)),
-        (np.array(_HD_AFR_RPM, float), np.array(_HD_AFR_MAP, float)),
+        (np.array(ve_rpm, float), np.array(ve_map, float)),
+        (np.array(afr_rpm, float), np.array(afr_map, float)),
+    )
+
+
+@functools.cache
+def _template_axes():
+    """Read the axes once from the bundled template tune."""
+    from dynoai_lab.io.pvv import read_pvv
+
+    tune = read_pvv(TEMPLATE_TUNE)
+    ve = tune.ve_front
+    if tune.ve_load != "map":
+        raise ValueError(
+            f"{TEMPLATE_TUNE} must have MAP-based VE tables, got "
+            f"{tune.ve_load!r}"
+        )
+    afr = tune.afr_target
+    return (
+        tuple(ve["rpm"].values),
+        tuple(ve["map"].values),
+        tuple(afr["rpm"].values),
+        tuple(afr["map"].values),
     )
 
 

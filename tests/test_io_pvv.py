@@ -102,7 +102,7 @@ def test_base_ve_rear_differs(base):
 
 
 def test_base_padding_is_logged(base, caplog):
-    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.pvv"):
+    with caplog.at_level(logging.INFO, logger="dynoai_lab.io.pvv"):
         base.table("VE (TPS based/Front Cyl)")
     assert "dropped 8 padding row(s) repeating label '6.5'" in caplog.text
     assert "dropped 4 padding column(s) repeating label '100'" in caplog.text

@@ -3,8 +3,8 @@
 import json
 
 import nbformat
-
 from conftest import DATA
+
 from dynoai_lab.report import run_report, template_path
 
 

@@ -93,7 +93,8 @@ plotting.lambda_figure(analysis)
 figures = []
 if analysis.corrections is not None:
     for cylinder in ("front", "rear"):
-        figures.append(plotting.correction_heatmap(analysis.corrections, cylinder))
+        figure = plotting.correction_heatmap(analysis.corrections, cylinder)
+        figures.append(figure)
 figures[0] if figures else "no tune given"
 """),
     code("""
@@ -104,7 +105,8 @@ dl.rejection_table(analysis)
 """),
     code("""
 if out_dir:
-    dl.save_analysis(analysis, Path(out_dir), extra={"log": log_path, "tune": tune_path})
+    inputs = {"log": log_path, "tune": tune_path}
+    dl.save_analysis(analysis, Path(out_dir), tune=tune, extra=inputs)
 """),
 ]
 
@@ -128,11 +130,15 @@ from pathlib import Path
 
 import dynoai_lab as dl
 from dynoai_lab import plotting, sim
+from dynoai_lab.ecu import make_base_ecu
+from dynoai_lab.tuning import START_VE_ERROR
 
 plotting.use_offline_renderer()
 engine_params = sim.get_engine(engine)
-ecu = sim.make_base_ecu(engine_params, ve_error=True, seed=seed)
-session = dl.TuningSession(engine_params, ecu, seed=seed, max_iterations=iterations)
+ecu = make_base_ecu(engine_params, ve_error=START_VE_ERROR, seed=seed)
+session = dl.TuningSession(
+    engine_params, ecu, seed=seed, max_iterations=iterations
+)
 history = session.run()
 summary = session.summary()
 dl.iteration_table(summary)
@@ -176,7 +182,7 @@ panel.status.value
 """),
     code("""
 panel.analyze_button.click()
-assert panel.analysis.corrections is not None, "Analyze Pull gave no correction"
+assert panel.analysis.corrections is not None, "Analyze Pull failed"
 panel.status.value
 """),
     md(

@@ -168,7 +168,6 @@ def analyze_pull(
     *,
     drum=None,
     delay=None,
-    displacement=None,
     standard="SAE J1349",
     wideband=None,
     limits=None,
@@ -194,9 +193,6 @@ def analyze_pull(
         Wideband transport delay [s], or ``f(engine_speed [rpm],
         manifold_pressure [kPa]) -> delay [s]``. Default:
         :func:`~dynoai_lab.analysis.wideband.transport_delay`.
-    displacement : float, optional
-        Engine displacement for the default delay model [m³]; taken
-        from the tune when it has one.
     standard : str
         Weather correction standard, see
         :func:`~dynoai_lab.analysis.weather.correction_factor`.
@@ -230,11 +226,7 @@ def analyze_pull(
             "get the average correction of the two cylinders"
         )
 
-    if displacement is None:
-        displacement = getattr(tune, "displacement", None) or 1.8e-3
-    samples, rejected = _lambda_part(
-        log, tune, sensors, delay, displacement, limits
-    )
+    samples, rejected = _lambda_part(log, tune, sensors, delay, limits)
 
     corrections = None
     if tune is not None and sensors:
@@ -275,7 +267,7 @@ def _power_part(log, drum, standard, notes):
     speed = log["drum_speed"].values
     rpm = log["engine_speed"].values
 
-    accel = drum_acceleration(time, speed)
+    accel = _segment_acceleration(log, time, speed)
     power = drum_power(drum, speed, accel)
     torque = engine_torque(power, rpm)
 
@@ -307,6 +299,22 @@ def _power_part(log, drum, standard, notes):
     for name in ("engine_speed", "drum_speed", "drum_acceleration"):
         ds[name].attrs["long_name"] = name.replace("_", " ")
     return ds, _peaks(ds), factor, drum
+
+
+def _segment_acceleration(log, time, speed):
+    """Differentiate drum speed within each pull of a multi-pull log.
+
+    A simulated test plan joins several sweeps in one log; its
+    ``segment`` variable numbers them, and speed jumps between them.
+    """
+    if "segment" not in log:
+        return drum_acceleration(time, speed)
+    segments = np.asarray(log["segment"].values)
+    accel = np.full(time.shape, np.nan)
+    for value in np.unique(segments):
+        part = segments == value
+        accel[part] = drum_acceleration(time[part], speed[part])
+    return accel
 
 
 def _drum_from_log(log):
@@ -346,14 +354,14 @@ def _peaks(ds):
     }
 
 
-def _lambda_part(log, tune, sensors, delay, displacement, limits):
+def _lambda_part(log, tune, sensors, delay, limits):
     """Per-sample aligned lambda, target, ratio and rejection reasons."""
     time = log["time"].values
     rpm = _channel(log, "engine_speed")
     map_kpa = _channel(log, "manifold_pressure")
 
     if delay is None:
-        delays = transport_delay(rpm, map_kpa, displacement)
+        delays = transport_delay(rpm, map_kpa)
     elif callable(delay):
         delays = np.asarray(delay(rpm, map_kpa), dtype=float)
     else:

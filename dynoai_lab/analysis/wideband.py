@@ -197,7 +197,7 @@ def align_to_operating_point(time, values, delay):
     delay : float or array_like
         Transport delay from the cylinder to the reading [s], a scalar
         or one value per sample (the delay for the operating point at
-        that sample).
+        that sample); NaN where the delay is unknown.
 
     Returns
     -------
@@ -208,9 +208,13 @@ def align_to_operating_point(time, values, delay):
     t = np.asarray(time, dtype=float)
     y = np.asarray(values, dtype=float)
     d = np.broadcast_to(np.asarray(delay, dtype=float), t.shape)
-    if np.any(d < 0) or np.any(~np.isfinite(d)):
-        raise ValueError("transport delay must be finite and >= 0 s")
-    target = t + d
+    if np.any(d < 0) or np.any(np.isinf(d)):
+        raise ValueError(
+            "transport delay must be finite and >= 0 s, got values from "
+            f"{np.nanmin(d)} to {np.nanmax(d)}"
+        )
+    # A NaN delay (no operating point to compute it from) gives NaN.
+    target = np.where(np.isfinite(d), t + d, np.inf)
     finite = np.isfinite(y)
     if finite.sum() < 2:
         return np.full_like(t, np.nan)
@@ -232,14 +236,7 @@ def lambda_dataarray(afr, stoichiometric_afr, name):
     )
 
 
-def transport_delay(
-    engine_speed,
-    manifold_pressure,
-    displacement=1.8e-3,
-    reference_delay=0.15,
-    exponent=0.5,
-    limits=(0.05, 1.0),
-):
+def transport_delay(engine_speed, manifold_pressure):
     """Estimate the exhaust transport delay to a wideband sensor.
 
     Parameters
@@ -248,36 +245,22 @@ def transport_delay(
         Engine speed [rpm].
     manifold_pressure : array_like
         Manifold absolute pressure [kPa].
-    displacement : float
-        Engine displacement [m³].
-    reference_delay : float
-        Delay at the reference flow: a 1.8 L engine at 5000 rpm and
-        100 kPa [s].
-    exponent : float
-        How strongly the delay falls with flow [1].
-    limits : tuple of float
-        Smallest and largest delay returned [s].
 
     Returns
     -------
     numpy.ndarray
-        Delay [s].
+        Delay [s], 0.05 to 1.0 s: about 0.6 s at 1000 rpm and 30 kPa,
+        0.11 s at 5500 rpm and 100 kPa.
 
     Notes
     -----
-    ``d = d_ref · (Q_ref / Q)^k`` with the exhaust flow proxy
-    ``Q ∝ V_d · n · MAP``, clipped to ``limits``. The defaults give
-    about 0.15 s at wide-open throttle near peak power and 0.4 to
-    0.6 s at light load, inside the 50 to 1000 ms range measured on
-    real vehicles. A square-root law is an estimate, not a fit: the
-    gas column to the sensor empties in proportion to flow, and the
-    sensor's own response time does not.
+    The plug-flow model of
+    :func:`dynoai_lab.sim.sensor.exhaust_transport_delay` with its
+    default exhaust volume. It is an estimate inside the range
+    measured on real vehicles, not a fit to any one exhaust; pass
+    ``delay=`` to :func:`~dynoai_lab.analysis.pull.analyze_pull` when
+    the installation's delay is known.
     """
-    rpm = np.asarray(engine_speed, dtype=float)
-    kpa = np.asarray(manifold_pressure, dtype=float)
-    reference = 1.8e-3 * 5000.0 * 100.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        flow = np.clip(displacement * rpm * kpa, 1e-12, None)
-        delay = reference_delay * (reference / flow) ** exponent
-    delay = np.clip(delay, *limits)
-    return np.where(np.isfinite(rpm) & np.isfinite(kpa), delay, limits[1])
+    from dynoai_lab.sim.sensor import exhaust_transport_delay
+
+    return exhaust_transport_delay(engine_speed, manifold_pressure)

@@ -394,7 +394,7 @@ class PvvTune:
             ("column", n_columns, item.column_labels),
         ):
             if n_real < len(labels):
-                logger.warning(
+                logger.info(
                     "%s, item %r: dropped %d padding %s(s) repeating label %r",
                     self._label,
                     item.name,

@@ -23,6 +23,7 @@ from dynoai_lab.sim.engines import (
     Engine,
     calibration,
     engine_names,
+    engine_record,
     get_engine,
     true_ve,
 )
@@ -31,6 +32,7 @@ from dynoai_lab.sim.pull import (
     covering_plan,
     simulate_plan,
     simulate_pull,
+    wot_sweep,
 )
 from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
 
@@ -44,10 +46,12 @@ __all__ = [
     "covering_plan",
     "dyno_names",
     "engine_names",
+    "engine_record",
     "get_dyno",
     "get_engine",
     "simulate_plan",
     "simulate_pull",
     "transport_delay",
     "true_ve",
+    "wot_sweep",
 ]

@@ -534,3 +534,33 @@ def calibration(engine: Engine) -> Calibration:
         drop,
     )
     return Calibration(indicated_efficiency=efficiency, high_rpm_drop=drop)
+
+
+def engine_record(engine: Engine) -> dict:
+    """Return an engine set's published figures as a JSON-ready dict.
+
+    Parameters
+    ----------
+    engine : Engine
+        Engine parameter set.
+
+    Returns
+    -------
+    dict
+        Name, description, displacement [cm³], rated power [hp] and
+        torque [lbf·ft] with their speeds [rpm], rev limit [rpm], the
+        source and the validity range.
+    """
+    return {
+        "name": engine.name,
+        "description": engine.description,
+        "displacement_cm3": round(engine.displacement * 1e6, 1),
+        "n_cylinders": engine.n_cylinders,
+        "rated_power_hp": round(engine.rated_power / HP, 1),
+        "rated_power_rpm": engine.rated_power_rpm,
+        "rated_torque_lbft": round(engine.rated_torque / LBF_FT, 1),
+        "rated_torque_rpm": engine.rated_torque_rpm,
+        "rev_limit_rpm": engine.rev_limit_rpm,
+        "source": engine.source,
+        "validity": engine.validity,
+    }

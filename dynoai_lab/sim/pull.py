@@ -772,3 +772,27 @@ def simulate_plan(engine, ecu: ECU, plan, *, seed: int = 0, **kwargs):
         ds.attrs.pop("gear", None)
         ds.attrs.pop("overall_ratio", None)
     return log, truth
+
+
+def wot_sweep(engine: engines.Engine, gear: int | None = None) -> Sweep:
+    """Build a wide-open-throttle inertia pull over the usable rpm range.
+
+    Parameters
+    ----------
+    engine : Engine
+        Engine parameter set.
+    gear : int or None
+        Gear, 1-based; None for top gear, as a dyno operator runs a
+        power pull.
+
+    Returns
+    -------
+    Sweep
+        From 1000 rpm above idle to 200 rpm below the rev limit.
+    """
+    return Sweep(
+        throttle=100.0,
+        start_rpm=engine.idle_rpm + 1000.0,
+        end_rpm=engine.rev_limit_rpm - 200.0,
+        gear=gear,
+    )

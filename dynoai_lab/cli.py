@@ -1,0 +1,271 @@
+"""Command-line interface: ``dynoai-lab COMMAND``.
+
+Every command that writes results writes ``summary.json`` and the
+Datasets as NetCDF into ``--out``. Bad input ends the program with
+status 2 and one line on standard error naming the file and the
+problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("dynoai_lab")
+
+#: The bundled real pull and tune that the demo analyses.
+DEMO_LOG = "5TH GEAR.txt"
+DEMO_TUNE = "base.pvv"
+
+
+class CommandError(Exception):
+    """An input problem reported as one line, exit status 2."""
+
+
+def main(argv=None):
+    """Run the command line; return the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args) or 0
+    except CommandError as error:
+        print(f"dynoai-lab: error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as error:
+        message = str(error).strip().splitlines()
+        text = message[0] if message else type(error).__name__
+        print(f"dynoai-lab: error: {text}", file=sys.stderr)
+        return 2
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="dynoai-lab",
+        description="Tune VE tables on an inertia chassis dyno.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="analyze a real or simulated log")
+    analyze.add_argument("log", type=Path, help="log file (WinPEP 8 export)")
+    analyze.add_argument("--tune", type=Path, help="tune (.pvv) to correct")
+    analyze.add_argument("--out", type=Path, required=True, help="folder")
+    analyze.add_argument(
+        "--wideband", help="wideband variable to use, e.g. afr_lc2"
+    )
+    analyze.add_argument(
+        "--standard",
+        default="SAE J1349",
+        help="weather correction standard (default SAE J1349)",
+    )
+    analyze.set_defaults(func=cmd_analyze)
+
+    tune = sub.add_parser("tune", help="closed-loop tuning on the simulator")
+    tune.add_argument("--engine", required=True, help="engine set name")
+    tune.add_argument("--seed", type=int, default=0, help="random seed")
+    tune.add_argument(
+        "--iterations", type=int, default=4, help="maximum pulls"
+    )
+    tune.add_argument("--out", type=Path, required=True, help="folder")
+    tune.set_defaults(func=cmd_tune)
+
+    engines = sub.add_parser("engines", help="list engine parameter sets")
+    engines.add_argument("--json", action="store_true", help="JSON output")
+    engines.set_defaults(func=cmd_engines)
+
+    health = sub.add_parser("health", help="check every component")
+    health.add_argument("--json", action="store_true", help="JSON output")
+    health.set_defaults(func=cmd_health)
+
+    demo = sub.add_parser("demo", help="run the main job into reports/")
+    demo.add_argument("--out", type=Path, default=Path("reports"))
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with the bundled pull and tune (default: data/)",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_analyze(args):
+    """Analyze a log, optionally against a tune; write the results."""
+    import dynoai_lab as dl
+    from dynoai_lab.output import save_analysis
+
+    _require_file(args.log, "log")
+    if args.tune is not None:
+        _require_file(args.tune, "tune")
+    log = dl.read_log(args.log)
+    tune = dl.read_tune(args.tune) if args.tune is not None else None
+    try:
+        analysis = dl.analyze_pull(
+            log, tune, wideband=args.wideband, standard=args.standard
+        )
+    except ValueError as error:
+        raise CommandError(f"{args.log}: {error}") from None
+
+    out = args.out
+    summary = save_analysis(
+        analysis,
+        out,
+        tune=tune,
+        extra={
+            "log": str(args.log),
+            "tune": None if args.tune is None else str(args.tune),
+        },
+    )
+    _print_headline(summary, out)
+    return 0
+
+
+def cmd_tune(args):
+    """Run a closed-loop tuning session on the virtual dyno."""
+    from dynoai_lab import sim
+    from dynoai_lab.ecu import make_base_ecu
+    from dynoai_lab.output import save_session
+    from dynoai_lab.tuning import START_VE_ERROR, TuningSession
+
+    engine = sim.get_engine(args.engine)
+    ecu = make_base_ecu(engine, ve_error=START_VE_ERROR, seed=args.seed)
+    session = TuningSession(
+        engine, ecu, seed=args.seed, max_iterations=args.iterations
+    )
+    session.run()
+    summary = save_session(session, args.out)
+    for record in summary["per_iteration"]:
+        print(
+            f"iteration {record['iteration']}: mean |lambda error| "
+            f"{record['mean_abs_lambda_error_pct']:.2f} %, max "
+            f"{record['max_abs_lambda_error_pct']:.2f} %"
+        )
+    print(summary["stop_reason"])
+    print(f"wrote {args.out / 'summary.json'}")
+    return 0
+
+
+def cmd_engines(args):
+    """List the engine parameter sets."""
+    from dynoai_lab import sim
+
+    rows = [sim.engine_record(sim.get_engine(n)) for n in sim.engine_names()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(
+            f"{row['name']:<12} {row['description']} "
+            f"({row['rated_power_hp']:.0f} hp, "
+            f"{row['rated_torque_lbft']:.0f} lbf·ft)"
+        )
+    return 0
+
+
+def cmd_health(args):
+    """Run a tiny pull through every component and report each status."""
+    import dynoai_lab as dl
+
+    report = dl.health()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, item in report["components"].items():
+            print(f"{name:<12} {item['status']:<5} {item['detail']}")
+    return 0 if report["ok"] else 1
+
+
+def cmd_demo(args):
+    """Run the report notebooks on the bundled pull and a tuning session."""
+    from dynoai_lab.report import run_report
+
+    data = args.data or _default_data_folder()
+    log_path = (data / DEMO_LOG).resolve()
+    tune_path = (data / DEMO_TUNE).resolve()
+    _require_file(log_path, "bundled log")
+    _require_file(tune_path, "bundled tune")
+    out = args.out.resolve()
+
+    pull_dir = out / "real_pull"
+    pull_nb, pull_html = run_report(
+        "report_pull",
+        pull_dir,
+        "real_pull",
+        {
+            "log_path": str(log_path),
+            "tune_path": str(tune_path),
+            "out_dir": str(pull_dir),
+        },
+    )
+    tuning_dir = out / "tuning"
+    tuning_nb, tuning_html = run_report(
+        "report_tuning",
+        tuning_dir,
+        "tuning",
+        {
+            "engine": "m8-114",
+            "seed": 1,
+            "iterations": 4,
+            "out_dir": str(tuning_dir),
+        },
+    )
+
+    pull = json.loads((pull_dir / "summary.json").read_text())
+    tuning = json.loads((tuning_dir / "summary.json").read_text())
+    print(f"real pull report:  {pull_html}")
+    print(f"                   {pull_nb}")
+    print(
+        f"  peak power {pull['peak_power_hp']:.1f} hp at "
+        f"{pull['peak_power_rpm']} rpm, peak torque "
+        f"{pull['peak_torque_lbft']:.1f} lbf·ft at "
+        f"{pull['peak_torque_rpm']} rpm "
+        f"({pull['correction_standard']} factor "
+        f"{pull['correction_factor']:.3f})"
+    )
+    print(f"  wideband used: {pull['wideband_channel']['used']}")
+    print(f"tuning report:     {tuning_html}")
+    print(f"                   {tuning_nb}")
+    errors = [r["mean_abs_lambda_error_pct"] for r in tuning["per_iteration"]]
+    print(
+        "  mean |lambda error| per iteration: "
+        + ", ".join(f"{e:.2f} %" for e in errors)
+    )
+    return 0
+
+
+def _default_data_folder():
+    here = Path.cwd() / "data"
+    if (here / DEMO_LOG).is_file():
+        return here
+    repo = Path(__file__).resolve().parents[1] / "data"
+    return repo
+
+
+def _require_file(path, what):
+    if not Path(path).is_file():
+        raise CommandError(f"{what} not found: {path}")
+
+
+def _print_headline(summary, out):
+    if "peak_power_hp" in summary:
+        print(
+            f"peak power {summary['peak_power_hp']:.1f} hp at "
+            f"{summary['peak_power_rpm']} rpm; peak torque "
+            f"{summary['peak_torque_lbft']:.1f} lbf·ft at "
+            f"{summary['peak_torque_rpm']} rpm"
+        )
+    print(f"wideband: {summary['wideband_channel']['used']}")
+    print(f"wrote {out / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
