@@ -224,6 +224,9 @@ class ECU:
     stoichiometric_afr : float
         Stoichiometric air-fuel mass ratio of the fuel [1]; 14.7 for
         gasoline.
+    spark : xarray.DataArray, optional
+        Spark advance table [deg] on ("rpm", "map"); None means the
+        simulator fires at MBT.
 
     Notes
     -----
@@ -239,6 +242,7 @@ class ECU:
         displacement: float,
         n_cylinders: int = 2,
         stoichiometric_afr: float = STOICHIOMETRIC_AFR_GASOLINE,
+        spark: xr.DataArray | None = None,
     ) -> None:
         if n_cylinders not in (2, 4):
             raise ValueError(
@@ -260,6 +264,7 @@ class ECU:
         self.displacement = float(displacement)
         self.n_cylinders = int(n_cylinders)
         self.stoichiometric_afr = float(stoichiometric_afr)
+        self.spark = None if spark is None else _check_table(spark, "spark")
 
     def __repr__(self) -> str:
         return (
@@ -356,7 +361,14 @@ class ECU:
             displacement=self.displacement,
             n_cylinders=self.n_cylinders,
             stoichiometric_afr=self.stoichiometric_afr,
+            spark=self.spark,
         )
+
+    def spark_advance(self, rpm, map_kpa) -> np.ndarray:
+        """Look up the spark advance [deg]; NaN when the ECU has no table."""
+        if self.spark is None:
+            return np.full(np.shape(rpm), np.nan)
+        return bilinear_lookup(self.spark, rpm, map_kpa)
 
     @classmethod
     def from_tune(
@@ -636,7 +648,8 @@ def make_base_ecu(
     -------
     ECU
         Tables on the chosen axes; the AFR target follows
-        :func:`default_afr_target`.
+        :func:`default_afr_target` and spark is at MBT
+        (:func:`dynoai_lab.sim.physics.mbt_spark_advance`).
     """
     if true_ve is None:
         from dynoai_lab.sim.engines import true_ve
@@ -675,12 +688,23 @@ def make_base_ecu(
         long_name="air-fuel ratio target",
         source_name="AFR target (simulated base tune)",
     )
+    from dynoai_lab.sim.physics import mbt_spark_advance
+
+    spark_table = _table(
+        mbt_spark_advance(grid_rpm, grid_map),
+        ve_rpm,
+        ve_map,
+        units="deg",
+        long_name="spark advance before top dead centre",
+        source_name="spark advance (simulated base tune, at MBT)",
+    )
     return ECU(
         ve_front=tables["front"],
         ve_rear=tables["rear"],
         afr_target=afr_table,
         displacement=engine.displacement,
         n_cylinders=engine.n_cylinders,
+        spark=spark_table,
     )
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dynoai_lab.ecu import make_base_ecu
+from dynoai_lab.ecu import ECU, make_base_ecu
 from dynoai_lab.sim import (
     Sweep,
     Weather,
@@ -478,3 +478,44 @@ def test_covering_plan_visits_cells(m8, base_ecu):
     reachable = (rpm_axis[:, None] <= 5500) & (map_axis[None, :] >= 29)
     share = visited[reachable].mean()
     assert share > 0.7
+
+
+def test_spark_retard_costs_torque():
+    # 10° of retard from MBT costs 5 % of torque by the model's
+    # SPARK_LOSS_PER_DEG2; the WOT peak torque must drop by that much.
+    engine = get_engine("m8-114")
+    ecu = make_base_ecu(engine)
+    retarded = ECU(
+        ecu.ve_front,
+        ecu.ve_rear,
+        ecu.afr_target,
+        ecu.displacement,
+        spark=ecu.spark - 10.0,
+    )
+    sweep = Sweep(throttle=100, start_rpm=2500, end_rpm=4500)
+    _, base = simulate_pull(engine, ecu, sweep, sensor=False)
+    log, late = simulate_pull(engine, retarded, sweep, sensor=False)
+    ratio = float(late["engine_torque"].isel(time=5)) / float(
+        base["engine_torque"].isel(time=5)
+    )
+    expected = 1.0 - physics.SPARK_LOSS_PER_DEG2 * 10.0**2
+    # Indicated work scales by the factor; friction does not, so brake
+    # torque drops slightly more than 5 %.
+    assert ratio < expected
+    assert ratio > expected - 0.02
+    np.testing.assert_allclose(
+        log["spark_advance_front"].values[:5],
+        ecu.spark_advance(
+            log["engine_speed"].values[:5], log["manifold_pressure"].values[:5]
+        )
+        - 10.0,
+        rtol=1e-9,
+    )
+
+
+def test_mbt_spark_shape():
+    assert physics.mbt_spark_advance(5000.0, 100.0) == pytest.approx(30.0)
+    assert physics.mbt_spark_advance(2000.0, 40.0) > physics.mbt_spark_advance(
+        2000.0, 90.0
+    )
+    assert physics.spark_torque_factor(30.0, 30.0) == pytest.approx(1.0)

@@ -31,6 +31,11 @@ _RICH_CURVATURE = 1.5
 # Lambda outside this range misfires and makes no torque [1].
 _MISFIRE_RICH = 0.5
 _MISFIRE_LEAN = 1.7
+#: Torque loss per squared degree away from MBT spark [1/deg²]: 10°
+#: of retard costs about 5 % of torque. An estimate in the range of the
+#: spark sweeps in Heywood, Internal Combustion Engine Fundamentals
+#: (1988), fig. 9-4 (not opened here; treat as an assumption).
+SPARK_LOSS_PER_DEG2 = 5.0e-4
 
 
 def trapped_air_mass(
@@ -482,3 +487,52 @@ def drum_loss_torque(drum_omega, *, bearing_torque, windage_coefficient):
     """
     omega = np.asarray(drum_omega, float)
     return bearing_torque + windage_coefficient * omega * omega
+
+
+def mbt_spark_advance(rpm, map_kpa):
+    """Estimate minimum advance for best torque (MBT).
+
+    Parameters
+    ----------
+    rpm : array_like
+        Engine speed [rpm].
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+
+    Returns
+    -------
+    numpy.ndarray
+        Spark advance before top dead centre [deg], 15 to 45.
+
+    Notes
+    -----
+    ``θ_MBT = 15 + 15 · min(n / 5000, 1) + 15 · (1 − MAP / 100)``:
+    burn time is roughly fixed, so more crank angle is needed at high
+    speed, and a thinner charge at low MAP burns slower. The shape is
+    the usual one; the numbers are estimates for a large-bore
+    two-valve V-twin.
+    """
+    rpm = np.asarray(rpm, float)
+    load = np.clip(np.asarray(map_kpa, float) / 100.0, 0.0, 1.0)
+    speed = np.clip(rpm / 5000.0, 0.0, 1.0)
+    return 15.0 + 15.0 * speed + 15.0 * (1.0 - load)
+
+
+def spark_torque_factor(advance, mbt_advance):
+    """Compute torque relative to MBT spark timing.
+
+    Parameters
+    ----------
+    advance : array_like
+        Spark advance the ECU fires at [deg].
+    mbt_advance : array_like
+        MBT advance at the same operating point [deg].
+
+    Returns
+    -------
+    numpy.ndarray
+        Factor [1]: 1 at MBT, ``1 − k (θ − θ_MBT)²`` with
+        ``k = SPARK_LOSS_PER_DEG2``, clipped at 0.
+    """
+    offset = np.asarray(advance, float) - np.asarray(mbt_advance, float)
+    return np.clip(1.0 - SPARK_LOSS_PER_DEG2 * offset**2, 0.0, 1.0)

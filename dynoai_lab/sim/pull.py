@@ -278,9 +278,10 @@ def _engine_state(rpm, map_kpa, p: _Plant, ecu_tables, true_tables):
     """Compute fuelling, lambda and brake torque at one instant.
 
     Returns (ve_ecu_front, ve_ecu_rear, afr_target, ve_true_front,
-    ve_true_rear, lambda_front, lambda_rear, torque [N·m]).
+    ve_true_rear, lambda_front, lambda_rear, torque [N·m], spark
+    advance [deg]).
     """
-    ve_front_table, ve_rear_table, afr_table = ecu_tables
+    ve_front_table, ve_rear_table, afr_table, spark_table = ecu_tables
     ve_ecu_f = _lookup(ve_front_table, rpm, map_kpa)
     ve_ecu_r = _lookup(ve_rear_table, rpm, map_kpa)
     afr = _lookup(afr_table, rpm, map_kpa)
@@ -311,11 +312,22 @@ def _engine_state(rpm, map_kpa, p: _Plant, ecu_tables, true_tables):
             + ve_true_r * _lambda_factor(lam_r)
         )
     )
+    # Spark away from MBT costs torque (scalar twins of
+    # physics.mbt_spark_advance and spark_torque_factor). An ECU
+    # without a spark table fires at MBT.
+    load = min(max(map_kpa / 100.0, 0.0), 1.0)
+    mbt = 15.0 + 15.0 * min(max(rpm / 5000.0, 0.0), 1.0) + 15.0 * (1 - load)
+    spark = mbt if spark_table is None else _lookup(spark_table, rpm, map_kpa)
+    work *= max(1.0 - physics.SPARK_LOSS_PER_DEG2 * (spark - mbt) ** 2, 0.0)
+
     piston_speed = 2.0 * p.stroke * rpm / 60.0
     fmep = 60.0 + 4.0 * piston_speed + 0.2 * piston_speed * piston_speed
     pmep = p.ambient_kpa - map_kpa
     torque = (work - (fmep + pmep) * 1000.0 * p.displacement) / (4 * math.pi)
-    return ve_ecu_f, ve_ecu_r, afr, ve_true_f, ve_true_r, lam_f, lam_r, torque
+    return (
+        ve_ecu_f, ve_ecu_r, afr, ve_true_f, ve_true_r, lam_f, lam_r, torque,
+        spark,
+    )  # fmt: skip
 
 
 def _drum_step(torque, drum_omega, alpha_target, p: _Plant):
@@ -396,8 +408,8 @@ def _plant(engine, ecu, dyno, weather, gear) -> _Plant:
 _TRACE_NAMES = (
     "rpm", "map", "drum_omega", "drum_alpha", "ve_ecu_front",
     "ve_ecu_rear", "afr_target", "ve_true_front", "ve_true_rear",
-    "lambda_front", "lambda_rear", "torque", "absorber_torque",
-    "drum_loss_torque",
+    "lambda_front", "lambda_rear", "torque", "spark",
+    "absorber_torque", "drum_loss_torque",
 )  # fmt: skip
 
 
@@ -503,11 +515,11 @@ def _build_log(traces, idx, time, afr, sweep, p, engine, weather, attrs):
                 "drum surface speed",
             ),
             "intake_air_temperature": _variable(
-                np.full(n, p.intake_c), "degC", "intake air temperature"
+                np.full(n, p.intake_c), "°C", "intake air temperature"
             ),
             "coolant_temperature": _variable(
                 np.full(n, engine.engine_temperature_c),
-                "degC",
+                "°C",
                 "engine temperature",
             ),
             "afr_target": _variable(
@@ -519,7 +531,7 @@ def _build_log(traces, idx, time, afr, sweep, p, engine, weather, attrs):
                 np.full(n, weather.pressure), "kPa", "barometric pressure"
             ),
             "ambient_temperature": _variable(
-                np.full(n, weather.temperature), "degC", "air temperature"
+                np.full(n, weather.temperature), "°C", "air temperature"
             ),
             "relative_humidity": _variable(
                 np.full(n, weather.relative_humidity),
@@ -531,6 +543,12 @@ def _build_log(traces, idx, time, afr, sweep, p, engine, weather, attrs):
             ),
             "ve_rear": _variable(
                 traces["ve_ecu_rear"][idx], "%", "ECU VE in use, rear"
+            ),
+            "spark_advance_front": _variable(
+                traces["spark"][idx], "deg", "spark advance, front"
+            ),
+            "spark_advance_rear": _variable(
+                traces["spark"][idx], "deg", "spark advance, rear"
             ),
             "segment": _variable(
                 np.zeros(n, dtype=np.int64), "1", "sweep number in plan"
@@ -592,6 +610,12 @@ def _build_truth(traces, idx, time, delay, p, attrs):
             ),
             "drum_acceleration": _variable(
                 alpha_d * p.drum_radius, "m/s2", "drum surface acceleration"
+            ),
+            "spark_advance_front": _variable(
+                traces["spark"][idx], "deg", "spark advance, front"
+            ),
+            "spark_advance_rear": _variable(
+                traces["spark"][idx], "deg", "spark advance, rear"
             ),
             "segment": _variable(
                 np.zeros(n, dtype=np.int64), "1", "sweep number in plan"
@@ -679,7 +703,7 @@ def simulate_pull(
     ecu_tables = tuple(
         _table_from_dataarray(t)
         for t in (ecu.ve_front, ecu.ve_rear, ecu.afr_target)
-    )
+    ) + (None if ecu.spark is None else _table_from_dataarray(ecu.spark),)
     true_tables = _true_tables_from(true_ve) or _true_ve_tables(engine)
     traces = _integrate(sweep, plant, ecu_tables, true_tables, step_s)
 
