@@ -86,6 +86,12 @@ def _parser():
     health.add_argument("--json", action="store_true", help="JSON output")
     health.set_defaults(func=cmd_health)
 
+    bench = sub.add_parser(
+        "bench", help="run a speed benchmark; prints JSON as the last line"
+    )
+    bench.add_argument("name", help="benchmark name, e.g. simulate")
+    bench.set_defaults(func=cmd_bench)
+
     demo = sub.add_parser("demo", help="run the main job into reports/")
     demo.add_argument("--out", type=Path, default=Path("reports"))
     demo.add_argument(
@@ -182,6 +188,15 @@ def cmd_health(args):
         for name, item in report["components"].items():
             print(f"{name:<12} {item['status']:<5} {item['detail']}")
     return 0 if report["ok"] else 1
+
+
+def cmd_bench(args):
+    """Run one benchmark and print its figures as the last line."""
+    from dynoai_lab.benchmarks import run_benchmark
+
+    figures = run_benchmark(args.name)
+    print(json.dumps(figures, sort_keys=True))
+    return 0
 
 
 def cmd_demo(args):
