@@ -19,7 +19,13 @@ Unit strings used here: ``rpm``, ``krpm`` (thousands of rpm, as WinPEP
 writes engine speed), ``kPa``, ``inHg``, ``hPa``, ``psi``, ``°C``,
 ``°F``, ``hp``, ``kW``, ``lbf·ft``, ``N·m``, ``lbf``, ``N``, ``mph``,
 ``m/s``, ``mph/s``, ``m/s²``, ``ms``, ``s``, ``%``, ``deg`` and ``1``
-(dimensionless).
+(dimensionless), and at file boundaries ``bar``, ``K``, ``km/h``,
+``µs`` and ``lambda`` (lambda is converted to AFR by the readers,
+because that needs the stoichiometric ratio).
+
+ECU and logger formats without ``(GROUP)`` prefixes (TunerStudio,
+RomRaider, Haltech, JetDrive) use :data:`FLAT_ALIASES` and
+:func:`lookup_name`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -469,8 +475,141 @@ def _build_registry() -> dict[str, Channel]:
             "unknown",
             (Alias("dyno_afr", "Air/Fuel Ratio 2", "1", 0),),
         ),
+        _wideband(
+            "afr_ecu",
+            "wideband air-fuel ratio, the ECU's wideband input",
+            "unknown",
+            (),
+        ),
+        _wideband(
+            "afr_plx",
+            "wideband air-fuel ratio, PLX sensor module",
+            "unknown",
+            (),
+        ),
+        _wideband(
+            "afr_wb1",
+            "wideband air-fuel ratio, ECU wideband sensor 1",
+            "unknown",
+            (),
+        ),
+        _wideband(
+            "afr_wb_overall",
+            "wideband air-fuel ratio, ECU average of its sensors",
+            "unknown",
+            (),
+        ),
     ]
-    return {channel.name: channel for channel in channels}
+    by_name = {channel.name: channel for channel in channels}
+    for source, entries in FLAT_ALIASES.items():
+        for name, text, unit in entries:
+            channel = by_name[name]
+            priority = 1 + max(
+                (a.priority for a in channel.aliases), default=-1
+            )
+            by_name[name] = replace(
+                channel,
+                aliases=(
+                    *channel.aliases,
+                    Alias(source, text, unit, priority),
+                ),
+            )
+    return by_name
+
+
+#: Aliases of ECU and logger formats whose headers carry no group, by
+#: source. Entries are (canonical name, header text, unit the format
+#: writes when the file does not say). Within one source, earlier
+#: entries of a channel win. The unit ``lambda`` on an AFR channel means
+#: the file logs lambda: readers keep it as ``lambda_<sensor>`` and derive
+#: the AFR variable from it.
+#:
+#: Sources: ``tunerstudio`` (TunerStudio and MegaLogViewer CSV/MSL and
+#: MLG logs, channel names of the Speeduino firmware 2020.09 to
+#: 2025.01), ``romraider`` (RomRaider logger CSV with a PLX module),
+#: ``haltech`` (Haltech NSP CSV export), ``jetdrive`` (Power Core
+#: JetDrive channel names, as a JetDrive logger writes them; names are
+#: cut at 30 characters by the JetDrive ChannelInfo record).
+FLAT_ALIASES: dict[str, list[tuple[str, str, str]]] = {
+    "tunerstudio": [
+        ("engine_speed", "RPM", "rpm"),
+        ("manifold_pressure", "MAP", "kPa"),
+        ("throttle_position", "TPS", "%"),
+        ("intake_air_temperature", "IAT", "°C"),
+        ("coolant_temperature", "CLT", "°C"),
+        ("afr_ecu", "AFR", "1"),
+        ("afr_ecu", "Lambda", "lambda"),
+        ("afr_target", "AFR Target", "1"),
+        ("afr_target", "Lambda Target", "lambda"),
+        ("ambient_pressure", "Baro Pressure", "kPa"),
+        ("vehicle_speed", "Vehicle Speed", "mph"),
+    ],
+    "romraider": [
+        ("engine_speed", "PLX Engine Speed", "rpm"),
+        ("engine_speed", "Engine Speed", "rpm"),
+        ("manifold_pressure", "PLX Manifold Absolute Pressure", "bar"),
+        ("manifold_pressure", "Manifold Absolute Pressure", "bar"),
+        ("throttle_position", "Throttle Opening Angle", "%"),
+        ("intake_air_temperature", "Intake Air Temperature", "°C"),
+        ("coolant_temperature", "Coolant Temperature", "°C"),
+        ("afr_plx", "PLX O2 - Wideband", "lambda"),
+        ("vehicle_speed", "Vehicle Speed", "km/h"),
+    ],
+    "haltech": [
+        ("engine_speed", "RPM", "rpm"),
+        ("manifold_pressure", "Manifold Pressure", "kPa"),
+        ("throttle_position", "Throttle Position", "%"),
+        ("intake_air_temperature", "Intake Air Temperature", "°C"),
+        ("coolant_temperature", "Coolant Temperature", "°C"),
+        ("afr_wb1", "Wideband O2 1", "lambda"),
+        ("afr_wb_overall", "Wideband O2 Overall", "lambda"),
+        ("afr_target", "Target Lambda", "lambda"),
+        ("vehicle_speed", "Vehicle Speed", "km/h"),
+        ("ambient_pressure", "Barometric Pressure", "kPa"),
+    ],
+    # NOTE: the JetDrive specification (Dynojet, rev 2.1) gives SI unit
+    # codes (°C, km/h, N·m, kW), but whether Power Core sends SI values
+    # is unverified. The one real log has engine temperatures in steps
+    # of 5/9 (whole °F converted to °C), which supports °C.
+    "jetdrive": [
+        ("engine_speed", "Engine Speed", "rpm"),
+        ("engine_speed", "Engine RPM", "rpm"),
+        ("manifold_pressure", "Manifold Absolute Pressure", "kPa"),
+        ("manifold_pressure", "MAP kPa", "kPa"),
+        ("throttle_position", "Throttle Position", "%"),
+        ("coolant_temperature", "Engine Temperature", "°C"),
+        ("intake_air_temperature", "Intake Air Temperature", "°C"),
+        ("afr_target", "Desired Air/Fuel", "1"),
+        ("afr_target", "Desired Lambda", "lambda"),
+        ("ve_front", "VE Front", "%"),
+        ("ve_rear", "VE Rear", "%"),
+        ("closed_loop_trim_front", "Front Closed Loop Integrator", "%"),
+        ("closed_loop_trim_rear", "Rear Closed Loop Integrator", "%"),
+        ("adaptive_fuel_factor_front", "Front Adaptive Fuel Factor", "%"),
+        ("adaptive_fuel_factor_rear", "Rear Adaptive Fuel Factor", "%"),
+        ("spark_advance_front", "Spark Advance Front", "deg"),
+        ("spark_advance_rear", "Spark Advance Rear", "deg"),
+        ("injector_time_front", "Injector Time Front", "ms"),
+        ("injector_time_rear", "Injector Time Rear", "ms"),
+        ("vehicle_speed", "Vehicle Speed", "km/h"),
+        ("drum_speed", "Speed", "km/h"),
+        ("drum_speed", "Speed 1", "km/h"),
+        ("drum_force", "Force Drum 1", "N"),
+        ("power", "Power", "kW"),
+        ("power", "Horsepower", "hp"),
+        ("torque", "Torque", "N·m"),
+        ("correction_factor", "Correction Factor", "1"),
+        ("ambient_pressure", "Pressure", "kPa"),
+        ("ambient_temperature", "Temperature 1", "°C"),
+        ("relative_humidity", "Humidity", "%"),
+        ("afr_1", "Air/Fuel Ratio 1", "1"),
+        ("afr_1", "Lambda 1", "lambda"),
+        ("afr_2", "Air/Fuel Ratio 2", "1"),
+        ("afr_2", "Lambda 2", "lambda"),
+        ("afr_front", "WBO2 AFR Front", "1"),
+        ("afr_rear", "WBO2 AFR Rear", "1"),
+    ],
+}
 
 
 #: Canonical channels by name.
@@ -582,6 +721,90 @@ def lookup(header: str) -> tuple[Channel, Alias] | None:
     return _ALIAS_INDEX.get((source_of_group(group), channel.casefold()))
 
 
+def lookup_name(source: str, name: str) -> tuple[Channel, Alias] | None:
+    """Find the canonical channel of a header in a format without groups.
+
+    Parameters
+    ----------
+    source : str
+        A key of :data:`FLAT_ALIASES`, for example ``"tunerstudio"``.
+    name : str
+        Column header as written, without a unit suffix.
+
+    Returns
+    -------
+    tuple of (Channel, Alias) or None
+        The channel and the alias that matched, or None.
+
+    Examples
+    --------
+    >>> channel, alias = lookup_name("tunerstudio", "Lambda")
+    >>> channel.name, alias.units
+    ('afr_ecu', 'lambda')
+    """
+    return _ALIAS_INDEX.get((source, name.strip().casefold()))
+
+
+def normalize_units(text: str) -> str | None:
+    """Map a unit as a log file writes it to a unit string of this module.
+
+    Parameters
+    ----------
+    text : str
+        Unit text from a units row, a header suffix or a descriptor,
+        such as ``"kpa"``, ``"degrees"``, ``"msec"`` or ``"RPM"``.
+
+    Returns
+    -------
+    str or None
+        The unit string (``"kPa"``, ``"deg"``, ``"ms"``, ``"rpm"``...),
+        or None when the text is empty or not a known unit.
+    """
+    return _UNIT_SPELLINGS.get(text.strip().casefold())
+
+
+_UNIT_SPELLINGS = {
+    "rpm": "rpm",
+    "krpm": "krpm",
+    "kpa": "kPa",
+    "bar": "bar",
+    "mbar": "hPa",
+    "hpa": "hPa",
+    "psi": "psi",
+    "inhg": "inHg",
+    "%": "%",
+    "percent": "%",
+    "c": "°C",
+    "°c": "°C",
+    "degc": "°C",
+    "f": "°F",
+    "°f": "°F",
+    "degf": "°F",
+    "k": "K",
+    "s": "s",
+    "sec": "s",
+    "ms": "ms",
+    "msec": "ms",
+    "us": "µs",
+    "µs": "µs",
+    "deg": "deg",
+    "degrees": "deg",
+    "°": "deg",
+    "mph": "mph",
+    "km/h": "km/h",
+    "kph": "km/h",
+    "hp": "hp",
+    "kw": "kW",
+    "lbft": "lbf·ft",
+    "ft-lb": "lbf·ft",
+    "nm": "N·m",
+    "n·m": "N·m",
+    "lambda": "lambda",
+    "λ": "lambda",
+    "afr": "1",
+}
+
+
 def _scale(factor: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda values: values * factor
 
@@ -598,6 +821,13 @@ _CONVERSIONS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {
     ("psi", "kPa"): _scale(PSI),
     ("°F", "°C"): units.fahrenheit_to_celsius,
     ("ms", "s"): _scale(1e-3),
+    ("µs", "s"): _scale(1e-6),
+    ("µs", "ms"): _scale(1e-3),
+    ("s", "ms"): _scale(1e3),
+    ("bar", "kPa"): _scale(100.0),
+    ("km/h", "m/s"): _scale(1.0 / 3.6),
+    ("K", "°C"): lambda values: values - 273.15,
+    ("rpm", "krpm"): _scale(1e-3),
 }
 
 

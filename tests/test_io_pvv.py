@@ -345,10 +345,14 @@ def test_rpm_cells_written_in_thousands(base):
 
 def test_read_tune_dispatch(base_path, tmp_path):
     assert isinstance(read_tune(base_path), PvvTune)
-    other = tmp_path / "tune.msq"
-    other.write_text("<msq></msq>")
-    with pytest.raises(FileFormatError, match=r"tune\.msq.*supported"):
+    other = tmp_path / "tune.bin"
+    other.write_text("not a tune at all\n")
+    with pytest.raises(FileFormatError, match=r"tune\.bin.*supported"):
         read_tune(other)
+    empty_msq = tmp_path / "tune.msq"
+    empty_msq.write_text("<msq></msq>")
+    with pytest.raises(FileFormatError, match=r"tune\.msq.*veTable"):
+        read_tune(empty_msq)
 
 
 def test_bundled_copy_matches(bundled, base):

@@ -16,3 +16,10 @@ class LogFormatError(FileFormatError):
 
 class TuneFormatError(FileFormatError):
     """A tune file (for example a Power Vision .pvv) cannot be read."""
+
+
+class PreflightError(LogFormatError):
+    """A log cannot be analysed: a required channel is missing or unusable.
+
+    The message names the file, the channel and the fix.
+    """
