@@ -92,6 +92,20 @@ def _parser():
     bench.add_argument("name", help="benchmark name, e.g. simulate")
     bench.set_defaults(func=cmd_bench)
 
+    inspect = sub.add_parser(
+        "inspect",
+        help="show a log's or tune's format, channels and preflight findings",
+    )
+    inspect.add_argument("file", type=Path, help="log or tune file")
+    inspect.add_argument(
+        "--analysis",
+        choices=("pull", "ve"),
+        default=None,
+        help="also check the channels this analysis needs",
+    )
+    inspect.add_argument("--json", action="store_true", help="JSON output")
+    inspect.set_defaults(func=cmd_inspect)
+
     demo = sub.add_parser("demo", help="run the main job into reports/")
     demo.add_argument("--out", type=Path, default=Path("reports"))
     demo.add_argument(
@@ -197,6 +211,105 @@ def cmd_bench(args):
     figures = run_benchmark(args.name)
     print(json.dumps(figures, sort_keys=True))
     return 0
+
+
+def cmd_inspect(args):
+    """Print a file's format, channels or tables, and preflight findings."""
+    from dynoai_lab import io
+
+    _require_file(args.file, "file")
+    if io.detect_log_format(args.file) is None and (
+        io.detect_tune_format(args.file) is not None
+    ):
+        record = _tune_record(io.read_tune(args.file))
+    else:
+        log = io.read_log(args.file)
+        report = io.preflight(log, args.analysis)
+        record = _log_record(log, report)
+    if args.json:
+        print(json.dumps(record, indent=2, default=float))
+        return 0
+    for line in _inspect_lines(record):
+        print(line)
+    return 0
+
+
+def _log_record(log, report):
+    import numpy as np
+
+    channels = []
+    for name, variable in log.data_vars.items():
+        values = np.asarray(variable.values)
+        finite = values[np.isfinite(values)] if values.dtype != object else []
+        channels.append(
+            {
+                "name": str(name),
+                "units": variable.attrs.get("units", "unknown"),
+                "original_name": variable.attrs.get("original_name", ""),
+                "min": float(finite.min()) if len(finite) else None,
+                "max": float(finite.max()) if len(finite) else None,
+            }
+        )
+    return {
+        "kind": "log",
+        "file": report.source_file,
+        "format": report.source_format,
+        "rows": report.rows,
+        "duration_s": report.duration,
+        "sample_rate_hz": report.sample_rate,
+        "channels": channels,
+        "findings": [vars(f) for f in report.findings],
+    }
+
+
+def _tune_record(tune):
+    tables = {}
+    for name in ("ve_front", "ve_rear", "afr_target"):
+        table = getattr(tune, name, None)
+        if table is None:
+            continue
+        tables[name] = {
+            "dims": list(table.dims),
+            "shape": list(table.shape),
+            "units": table.attrs.get("units", ""),
+            "min": float(table.min()),
+            "max": float(table.max()),
+        }
+    return {
+        "kind": "tune",
+        "file": str(tune.path),
+        "format": type(tune).__name__,
+        "shared_ve": bool(getattr(tune, "shared_ve", False)),
+        "tables": tables,
+    }
+
+
+def _inspect_lines(record):
+    yield f"{record['file']}: {record['format']}"
+    if record["kind"] == "tune":
+        for name, table in record["tables"].items():
+            yield (
+                f"  {name:<12} {' x '.join(map(str, table['shape']))} on "
+                f"{', '.join(table['dims'])}, {table['min']:g} to "
+                f"{table['max']:g} {table['units']}"
+            )
+        return
+    yield (
+        f"  {record['rows']} rows, {record['duration_s']:.3f} s, "
+        f"{record['sample_rate_hz']:.2f} Hz"
+    )
+    for channel in record["channels"]:
+        span = (
+            "no values"
+            if channel["min"] is None
+            else f"{channel['min']:g} to {channel['max']:g}"
+        )
+        yield (
+            f"  {channel['name']:<28} {channel['units']:<8} {span}"
+            f"  ({channel['original_name']})"
+        )
+    for finding in record["findings"]:
+        yield f"  {finding['level']}: {finding['message']}"
 
 
 def cmd_demo(args):

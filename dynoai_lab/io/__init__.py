@@ -37,6 +37,7 @@ from dynoai_lab.io.msq import (
     read_table_file,
     write_msq,
 )
+from dynoai_lab.io.preflight import Finding, PreflightReport, preflight
 from dynoai_lab.io.pvv import PvvTune, read_pvv, write_pvv
 from dynoai_lab.io.romraider import looks_like_romraider, read_romraider
 from dynoai_lab.io.tunerstudio import looks_like_tunerstudio, read_tunerstudio
@@ -44,15 +45,18 @@ from dynoai_lab.io.winpep import looks_like_winpep, read_winpep
 
 __all__ = [
     "FileFormatError",
+    "Finding",
     "GridTable",
     "LogFormatError",
     "MsqTune",
     "PreflightError",
+    "PreflightReport",
     "PvvTune",
     "TableFile",
     "TuneFormatError",
     "detect_log_format",
     "detect_tune_format",
+    "preflight",
     "read_grid",
     "read_haltech",
     "read_jetdrive",
