@@ -332,6 +332,7 @@ def _place_afr(
                 "long_name": channel.long_name,
                 "original_name": column.header,
                 "source_units": "lambda",
+                **column.attrs,
                 **attrs,
                 "original": "lambda",
                 "derived_from": lambda_name,
