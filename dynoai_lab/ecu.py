@@ -10,6 +10,13 @@ where the load dim is ``map`` [kPa] for speed-density tables. Axes may
 be non-uniform; lookups interpolate bilinearly and clamp at the table
 edges, as a Delphi ECM does.
 
+Besides the tables the ECU has the behaviours of a production ECM,
+each of which can be switched off in :class:`EcuFeatures`:
+acceleration enrichment, deceleration fuel cut, closed-loop lambda trim
+with adaptive factors, knock retard and a rev limiter. The simulator
+runs them in its time step (:mod:`dynoai_lab.sim.kernel`) and logs
+their channels.
+
 Cylinder naming: on a V-twin ``"front"`` and ``"rear"`` are the two
 cylinders. On a four-cylinder engine the front table serves cylinders
 1-2 and the rear table cylinders 3-4; a tune with one VE table for all
@@ -18,9 +25,11 @@ cylinders passes the same table as both.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +190,162 @@ def speed_density_air_mass(
 
 
 # ---------------------------------------------------------------------------
+# ECU behaviours
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EcuFeatures:
+    """Switches and settings of the ECU's fuel and spark behaviours.
+
+    Defaults suit a dyno tuning session: acceleration enrichment,
+    deceleration fuel cut, knock retard and the rev limiter on, and the
+    closed loop off, as a tuner runs open loop while a dyno wideband
+    reads. Every setting is an estimate of typical calibrations, not
+    read from a Delphi ECM.
+
+    Attributes
+    ----------
+    accel_enrichment : bool
+        Add fuel while the throttle opens.
+    accel_threshold : float
+        Throttle rate above which enrichment starts [%/s].
+    accel_gain : float
+        Extra fuel per percent of throttle opened [1/%].
+    accel_limit : float
+        Largest extra fuel [1], 0.5 for 50 % more.
+    accel_decay : float
+        Time constant of the enrichment's decay [s].
+    decel_fuel_cut : bool
+        Remove fuel while the throttle closes, and cut it entirely on a
+        closed throttle above `decel_cut_rpm`.
+    decel_threshold : float
+        Throttle closing rate above which enleanment starts [%/s].
+    decel_gain : float
+        Fuel removed per percent of throttle closed [1/%].
+    decel_decay : float
+        Time constant of the enleanment's decay [s].
+    decel_cut_rpm : float
+        Closed-throttle fuel cut above this speed [rpm].
+    closed_throttle : float
+        Throttle at or below which the throttle counts as closed [%].
+    closed_loop : bool
+        Trim fuel toward the target from the ECU's own lambda sensor
+        where the target is near stoichiometric.
+    closed_loop_window : float
+        Largest ``|target lambda − 1|`` with closed loop active [1].
+    closed_loop_max_map : float
+        Closed loop only at or below this MAP [kPa].
+    closed_loop_max_rpm : float
+        Closed loop only at or below this speed [rpm].
+    closed_loop_min_coolant : float
+        Closed loop only on an engine at least this warm [°C].
+    closed_loop_gain : float
+        Integral gain, trim rate per unit lambda error [1/s].
+    closed_loop_limit : float
+        Trim authority, ± [1].
+    adaptive : bool
+        Move a lasting closed-loop trim into the adaptive factor.
+    adaptive_time_constant : float
+        Time over which the adaptive factor takes over the trim [s].
+    adaptive_limit : float
+        Adaptive factor authority, ± [1].
+    knock_retard : bool
+        Retard spark on knock and restore it slowly.
+    knock_step : float
+        Retard added per engine cycle with knock [deg].
+    knock_recovery : float
+        Rate at which retard is removed without knock [deg/s].
+    knock_max_retard : float
+        Largest retard [deg].
+    rev_limiter : bool
+        Cut fuel above `rev_limit_rpm`.
+    rev_limit_rpm : float
+        Fuel-cut speed [rpm].
+    rev_limit_hysteresis : float
+        Fuel returns this far below `rev_limit_rpm` [rpm].
+    """
+
+    accel_enrichment: bool = True
+    accel_threshold: float = 20.0
+    accel_gain: float = 0.005
+    accel_limit: float = 0.5
+    accel_decay: float = 0.3
+    decel_fuel_cut: bool = True
+    decel_threshold: float = 20.0
+    decel_gain: float = 0.005
+    decel_decay: float = 0.3
+    decel_cut_rpm: float = 1500.0
+    closed_throttle: float = 1.0
+    closed_loop: bool = False
+    closed_loop_window: float = 0.03
+    closed_loop_max_map: float = 80.0
+    closed_loop_max_rpm: float = 4000.0
+    closed_loop_min_coolant: float = 60.0
+    closed_loop_gain: float = 0.5
+    closed_loop_limit: float = 0.25
+    adaptive: bool = True
+    adaptive_time_constant: float = 10.0
+    adaptive_limit: float = 0.20
+    knock_retard: bool = True
+    knock_step: float = 1.5
+    knock_recovery: float = 2.0
+    knock_max_retard: float = 12.0
+    rev_limiter: bool = True
+    rev_limit_rpm: float = 5600.0
+    rev_limit_hysteresis: float = 100.0
+
+    def __post_init__(self):
+        for name in (
+            "accel_threshold",
+            "accel_decay",
+            "decel_threshold",
+            "decel_decay",
+            "closed_loop_gain",
+            "adaptive_time_constant",
+            "knock_recovery",
+            "rev_limit_rpm",
+        ):
+            value = getattr(self, name)
+            if not value > 0.0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        for name in ("closed_loop_limit", "adaptive_limit", "accel_limit"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"{name} must be a fraction from 0 to below 1, got "
+                    f"{value!r}; 0.25 means ±25 %"
+                )
+
+    def only(self, *names: str) -> EcuFeatures:
+        """Return a copy with every switch off except `names`.
+
+        Valid names are ``accel_enrichment``, ``decel_fuel_cut``,
+        ``closed_loop``, ``adaptive``, ``knock_retard`` and
+        ``rev_limiter``.
+        """
+        unknown = set(names) - set(FEATURE_SWITCHES)
+        if unknown:
+            raise ValueError(
+                f"unknown ECU features {sorted(unknown)}; valid names "
+                f"are {', '.join(FEATURE_SWITCHES)}"
+            )
+        switches = {name: name in names for name in FEATURE_SWITCHES}
+        return dataclasses.replace(self, **switches)
+
+
+#: The on/off switches of :class:`EcuFeatures`.
+FEATURE_SWITCHES = (
+    "accel_enrichment",
+    "decel_fuel_cut",
+    "closed_loop",
+    "adaptive",
+    "knock_retard",
+    "rev_limiter",
+)
+
+
+# ---------------------------------------------------------------------------
 # ECU class
 # ---------------------------------------------------------------------------
 
@@ -227,6 +392,14 @@ class ECU:
     spark : xarray.DataArray, optional
         Spark advance table [deg] on ("rpm", "map"); None means the
         simulator fires at MBT.
+    features : EcuFeatures, optional
+        Behaviours beyond the tables; default :class:`EcuFeatures()`.
+    injector_flow : float, optional
+        Injector static flow the ECU assumes [kg/s]; None for the
+        engine's true value.
+    injector_dead_time : float, optional
+        Injector dead time the ECU assumes [s]; None for the engine's
+        true value.
 
     Notes
     -----
@@ -243,6 +416,9 @@ class ECU:
         n_cylinders: int = 2,
         stoichiometric_afr: float = STOICHIOMETRIC_AFR_GASOLINE,
         spark: xr.DataArray | None = None,
+        features: EcuFeatures | None = None,
+        injector_flow: float | None = None,
+        injector_dead_time: float | None = None,
     ) -> None:
         if n_cylinders not in (2, 4):
             raise ValueError(
@@ -265,6 +441,26 @@ class ECU:
         self.n_cylinders = int(n_cylinders)
         self.stoichiometric_afr = float(stoichiometric_afr)
         self.spark = None if spark is None else _check_table(spark, "spark")
+        self.features = EcuFeatures() if features is None else features
+        if not isinstance(self.features, EcuFeatures):
+            raise TypeError(
+                "features must be an EcuFeatures, got "
+                f"{type(self.features).__name__}"
+            )
+        if injector_flow is not None and not 1e-4 < injector_flow < 0.1:
+            raise ValueError(
+                "injector_flow must be in kg/s (1e-4 to 0.1), got "
+                f"{injector_flow!r}; 4.5 g/s is 4.5e-3"
+            )
+        if injector_dead_time is not None and not (
+            0.0 <= injector_dead_time < 0.01
+        ):
+            raise ValueError(
+                "injector_dead_time must be in s (0 to 0.01), got "
+                f"{injector_dead_time!r}; 0.9 ms is 9e-4"
+            )
+        self.injector_flow = injector_flow
+        self.injector_dead_time = injector_dead_time
 
     def __repr__(self) -> str:
         return (
@@ -362,7 +558,26 @@ class ECU:
             n_cylinders=self.n_cylinders,
             stoichiometric_afr=self.stoichiometric_afr,
             spark=self.spark,
+            features=self.features,
+            injector_flow=self.injector_flow,
+            injector_dead_time=self.injector_dead_time,
         )
+
+    def with_features(self, features=None, **changes) -> ECU:
+        """Return a copy with other behaviours.
+
+        Parameters
+        ----------
+        features : EcuFeatures, optional
+            Replaces the whole set; default the current one.
+        **changes
+            Fields of :class:`EcuFeatures` to change, for example
+            ``closed_loop=True``.
+        """
+        base = self.features if features is None else features
+        copy = self.with_ve()
+        copy.features = dataclasses.replace(base, **changes)
+        return copy
 
     def spark_advance(self, rpm, map_kpa) -> np.ndarray:
         """Look up the spark advance [deg]; NaN when the ECU has no table."""
@@ -648,8 +863,11 @@ def make_base_ecu(
     -------
     ECU
         Tables on the chosen axes; the AFR target follows
-        :func:`default_afr_target` and spark is at MBT
-        (:func:`dynoai_lab.sim.physics.mbt_spark_advance`).
+        :func:`default_afr_target` and spark is at MBT or just below the
+        knock border (:func:`dynoai_lab.sim.engines.base_spark_advance`).
+        Features are the defaults of :class:`EcuFeatures`, with the rev
+        limit, closed-throttle fuel-cut speed and closed-loop speed range
+        set from the engine.
     """
     if true_ve is None:
         from dynoai_lab.sim.engines import true_ve
@@ -688,15 +906,16 @@ def make_base_ecu(
         long_name="air-fuel ratio target",
         source_name="AFR target (simulated base tune)",
     )
-    from dynoai_lab.sim.physics import mbt_spark_advance
+    from dynoai_lab.sim.engines import base_spark_advance
 
     spark_table = _table(
-        mbt_spark_advance(grid_rpm, grid_map),
+        base_spark_advance(engine, grid_rpm, grid_map),
         ve_rpm,
         ve_map,
         units="deg",
         long_name="spark advance before top dead centre",
-        source_name="spark advance (simulated base tune, at MBT)",
+        source_name="spark advance (simulated base tune, MBT or knock "
+        "limited)",
     )
     return ECU(
         ve_front=tables["front"],
@@ -705,6 +924,21 @@ def make_base_ecu(
         displacement=engine.displacement,
         n_cylinders=engine.n_cylinders,
         spark=spark_table,
+        features=base_features(engine),
+    )
+
+
+def base_features(engine) -> EcuFeatures:
+    """Return default ECU behaviours scaled to an engine's speed range.
+
+    The rev limiter sits at the engine's rev limit, the closed-throttle
+    fuel cut starts 600 rpm above idle, and closed loop runs up to 70 %
+    of the rev limit.
+    """
+    return EcuFeatures(
+        rev_limit_rpm=float(engine.rev_limit_rpm),
+        decel_cut_rpm=float(engine.idle_rpm) + 600.0,
+        closed_loop_max_rpm=0.7 * float(engine.rev_limit_rpm),
     )
 
 

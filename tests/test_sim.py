@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from dynoai_lab.ecu import ECU, make_base_ecu
+from dynoai_lab.ecu import make_base_ecu
 from dynoai_lab.sim import (
+    SteadyState,
     Sweep,
     Weather,
     WidebandSensor,
@@ -16,13 +17,13 @@ from dynoai_lab.sim import (
     engine_names,
     get_dyno,
     get_engine,
+    kernel,
     physics,
     simulate_plan,
     simulate_pull,
     transport_delay,
     true_ve,
 )
-from dynoai_lab.sim import pull as pull_module
 from dynoai_lab.sim.engines import calibration
 
 LOG_VARIABLES = (
@@ -139,21 +140,26 @@ def test_lambda_factor_peaks_at_best_power():
     assert physics.lambda_torque_factor(2.0) == 0.0
 
 
-def test_scalar_twins_match_physics(m8, base_ecu):
-    plant = pull_module._plant(m8, base_ecu, get_dyno(), Weather(), None)
+def test_scalar_twins_match_physics(m8):
+    # The compiled time step repeats the physics functions on scalars;
+    # both do the same float operations, so they agree to round-off.
+    p = np.zeros(kernel.N_PARAMETERS)
+    p[kernel.P_AMBIENT] = 101.325
+    p[kernel.P_FLOW_RPM] = m8.throttle_flow_rpm
+    p[kernel.P_LEAK] = m8.throttle_leak_fraction
     for lam in (0.4, 0.7, 0.88, 1.0, 1.3, 1.8):
-        assert pull_module._lambda_factor(lam) == pytest.approx(
+        assert kernel.lambda_factor(lam) == pytest.approx(
             float(physics.lambda_torque_factor(lam)), abs=1e-15
         )
     for throttle, rpm in ((0, 1000), (12, 3000), (50, 2500), (100, 5000)):
         vector = physics.static_manifold_pressure(
             throttle,
             rpm,
-            plant.ambient_kpa,
+            101.325,
             throttle_flow_rpm=m8.throttle_flow_rpm,
             leak_fraction=m8.throttle_leak_fraction,
         )
-        scalar = pull_module._static_map(throttle, rpm, plant)
+        scalar = kernel.static_map(throttle, rpm, p)
         assert scalar == pytest.approx(float(vector), rel=1e-14)
 
 
@@ -256,47 +262,69 @@ def test_log_sample_rate(wot_pull):
     np.testing.assert_allclose(np.diff(log["time"].values), 0.02, rtol=1e-9)
 
 
-def test_lambda_equals_target_when_ve_exact(m8, base_ecu):
-    sweep = Sweep(throttle=60, start_rpm=1500, end_rpm=4000, rpm_rate=500)
-    log, truth = simulate_pull(
+def _settled(log):
+    """Mask of the last sample of each plan segment."""
+    segment = log["segment"].values
+    return np.append(segment[1:] != segment[:-1], True)
+
+
+@pytest.fixture(scope="module")
+def held_points():
+    return [
+        SteadyState(rpm=rpm, map_kpa=map_kpa, settle_s=1.5, hold_s=0.5)
+        for rpm, map_kpa in ((1500, 40), (2500, 60), (3500, 80), (4500, 95))
+    ]
+
+
+def test_lambda_equals_target_when_ve_exact(m8, base_ecu, held_points):
+    # Held points exclude transients: after 2 s the wall film (time
+    # constant at most 0.25 s) and MAP have settled to better than
+    # 1e-4 of their change, which bounds the tolerance.
+    log, truth = simulate_plan(
         m8,
         base_ecu,
-        sweep,
+        held_points,
         sensor=False,
         true_ve=(base_ecu.ve_front, base_ecu.ve_rear),
     )
-    target = log["afr_target"].values / 14.7
+    end = _settled(log)
+    target = log["afr_target"].values[end] / 14.7
     for side in ("front", "rear"):
         np.testing.assert_allclose(
-            truth[f"lambda_{side}"].values, target, rtol=1e-9
+            truth[f"lambda_{side}"].values[end], target, rtol=1e-4
         )
         np.testing.assert_allclose(
-            log[f"afr_{side}"].values / 14.7, target, rtol=1e-9
+            log[f"afr_{side}"].values[end] / 14.7, target, rtol=1e-4
         )
 
 
-def test_lambda_ratio_is_ve_ratio(braked_pull):
-    _, (log, truth) = braked_pull
-    target = log["afr_target"].values / 14.7
+def test_lambda_ratio_is_ve_ratio(m8, held_points):
+    ecu = make_base_ecu(m8, ve_error=(0.08, 0.15), seed=4)
+    log, truth = simulate_plan(m8, ecu, held_points, sensor=False)
+    end = _settled(log)
+    target = log["afr_target"].values[end] / 14.7
     for side in ("front", "rear"):
         expected = (
-            target * truth[f"true_ve_{side}"].values / log[f"ve_{side}"].values
+            target
+            * truth[f"true_ve_{side}"].values[end]
+            / log[f"ve_{side}"].values[end]
         )
         np.testing.assert_allclose(
-            truth[f"lambda_{side}"].values, expected, rtol=1e-12
+            truth[f"lambda_{side}"].values[end], expected, rtol=1e-4
         )
     # The 8-15 % table error shows up as an 8-15 % lambda error.
-    ratio = truth["lambda_front"].values / target
+    ratio = truth["lambda_front"].values[end] / target
     assert np.all(np.abs(ratio - 1) > 0.07)
     assert np.all(np.abs(ratio - 1) < 0.17)
 
 
 def test_base_ecu_lambda_near_target(wot_pull):
     # Between breakpoints the table's bilinear VE departs from the
-    # smooth true VE by well under 1 %.
+    # smooth true VE by under 1 %; on a free pull the wall film lags
+    # the rising fuel flow by up to about 1 % more.
     log, truth = wot_pull
     ratio = truth["lambda_front"].values / (log["afr_target"].values / 14.7)
-    assert np.abs(ratio - 1).max() < 0.01
+    assert np.abs(ratio - 1).max() < 0.02
 
 
 def test_sensor_reading_within_noise(wot_pull):
@@ -318,8 +346,8 @@ def test_same_seed_identical_bytes(m8, base_ecu):
     sweep = Sweep(throttle=50, start_rpm=2000, end_rpm=3000, rpm_rate=600)
     log_a, truth_a = simulate_pull(m8, base_ecu, sweep, seed=42)
     log_b, truth_b = simulate_pull(m8, base_ecu, sweep, seed=42)
-    assert log_a.to_netcdf() == log_b.to_netcdf()
-    assert truth_a.to_netcdf() == truth_b.to_netcdf()
+    assert bytes(log_a.to_netcdf()) == bytes(log_b.to_netcdf())
+    assert bytes(truth_a.to_netcdf()) == bytes(truth_b.to_netcdf())
 
 
 def test_different_seed_different_noise(m8, base_ecu):
@@ -389,22 +417,23 @@ def test_braked_sweep_holds_rate(braked_pull):
     assert truth["absorber_power"].values[sweeping].min() > 0
 
 
-def test_humid_weather_richens_mixture(m8, base_ecu):
-    sweep = Sweep(throttle=50, start_rpm=2500, end_rpm=2600, rpm_rate=500)
+def test_humid_weather_richens_mixture(m8, base_ecu, held_points):
     weather = Weather(temperature=30.0, relative_humidity=80.0)
-    log, truth = simulate_pull(
+    log, truth = simulate_plan(
         m8,
         base_ecu,
-        sweep,
+        held_points,
         weather=weather,
         sensor=False,
         true_ve=(base_ecu.ve_front, base_ecu.ve_rear),
     )
-    target = log["afr_target"].values / 14.7
+    end = _settled(log)
+    target = log["afr_target"].values[end] / 14.7
+    # Same settling bound as test_lambda_equals_target_when_ve_exact.
     np.testing.assert_allclose(
-        truth["lambda_front"].values,
+        truth["lambda_front"].values[end],
         target * weather.dry_air_fraction(),
-        rtol=1e-9,
+        rtol=1e-4,
     )
     assert weather.dry_air_fraction() < 0.97
 
@@ -461,7 +490,7 @@ def test_plan_concatenates_segments(m8, base_ecu):
     assert set(np.unique(log["segment"].values)) == {0, 1}
     np.testing.assert_array_equal(log["segment"], truth["segment"])
     again, _ = simulate_plan(m8, base_ecu, plan, seed=9)
-    assert log.to_netcdf() == again.to_netcdf()
+    assert bytes(log.to_netcdf()) == bytes(again.to_netcdf())
 
 
 def test_covering_plan_visits_cells(m8, base_ecu):
@@ -481,26 +510,26 @@ def test_covering_plan_visits_cells(m8, base_ecu):
 
 
 def test_spark_retard_costs_torque():
-    # 10° of retard from MBT costs 5 % of torque by the model's
-    # SPARK_LOSS_PER_DEG2; the WOT peak torque must drop by that much.
+    # 10° more retard costs indicated work by the ratio of the spark
+    # factors before and after; friction does not scale, so brake
+    # torque drops slightly more.
     engine = get_engine("m8-114")
-    ecu = make_base_ecu(engine)
-    retarded = ECU(
-        ecu.ve_front,
-        ecu.ve_rear,
-        ecu.afr_target,
-        ecu.displacement,
-        spark=ecu.spark - 10.0,
-    )
+    ecu = make_base_ecu(engine).with_features(knock_retard=False)
+    retarded = ecu.with_ve()
+    retarded.spark = ecu.spark - 10.0
     sweep = Sweep(throttle=100, start_rpm=2500, end_rpm=4500)
     _, base = simulate_pull(engine, ecu, sweep, sensor=False)
     log, late = simulate_pull(engine, retarded, sweep, sensor=False)
     ratio = float(late["engine_torque"].isel(time=5)) / float(
         base["engine_torque"].isel(time=5)
     )
-    expected = 1.0 - physics.SPARK_LOSS_PER_DEG2 * 10.0**2
-    # Indicated work scales by the factor; friction does not, so brake
-    # torque drops slightly more than 5 %.
+    rpm = log["engine_speed"].values[5]
+    map_kpa = log["manifold_pressure"].values[5]
+    mbt = physics.mbt_spark_advance(rpm, map_kpa)
+    spark = float(ecu.spark_advance(rpm, map_kpa))
+    expected = physics.spark_torque_factor(
+        spark - 10.0, mbt
+    ) / physics.spark_torque_factor(spark, mbt)
     assert ratio < expected
     assert ratio > expected - 0.02
     np.testing.assert_allclose(

@@ -17,6 +17,7 @@ from dynoai_lab.sim.dyno import (
     DrumDyno,
     Weather,
     dyno_names,
+    fit_coast_down,
     get_dyno,
 )
 from dynoai_lab.sim.engines import (
@@ -25,32 +26,50 @@ from dynoai_lab.sim.engines import (
     engine_names,
     engine_record,
     get_engine,
+    steady_state_torque,
     true_ve,
 )
-from dynoai_lab.sim.pull import (
+from dynoai_lab.sim.plans import (
+    CoastDown,
+    SteadyState,
+    StepThrottle,
     Sweep,
+    coast_down,
     covering_plan,
-    simulate_plan,
-    simulate_pull,
+    part_throttle_sweeps,
+    reachable_cells,
+    steady_state_plan,
+    step_throttle,
     wot_sweep,
 )
+from dynoai_lab.sim.pull import simulate_plan, simulate_pull
 from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
 
 __all__ = [
+    "CoastDown",
     "DrumDyno",
     "Engine",
+    "SteadyState",
+    "StepThrottle",
     "Sweep",
     "Weather",
     "WidebandSensor",
     "calibration",
+    "coast_down",
     "covering_plan",
     "dyno_names",
     "engine_names",
     "engine_record",
+    "fit_coast_down",
     "get_dyno",
     "get_engine",
+    "part_throttle_sweeps",
+    "reachable_cells",
     "simulate_plan",
     "simulate_pull",
+    "steady_state_plan",
+    "steady_state_torque",
+    "step_throttle",
     "transport_delay",
     "true_ve",
     "wot_sweep",

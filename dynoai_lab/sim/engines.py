@@ -103,6 +103,30 @@ class Engine:
         Where the published figures come from.
     validity : str
         Operating range in which the set is meant to be used.
+    tyre_size : str
+        Rear tyre size as commonly fitted, for example ``"240/40R18"``;
+        `tyre_radius` is its loaded rolling radius.
+    injector_flow : float
+        Static flow of one injector [kg/s].
+    injector_dead_time : float
+        Injector opening delay at 13.5 V [s].
+    wall_film_fraction : float
+        Share of injected fuel that wets the port wall at 100 kPa, X of
+        the x-tau model [1].
+    wall_film_time_constant : float
+        Evaporation time constant of the wall film at 1000 rpm [s].
+    knock_margin : float
+        Knock border minus MBT advance at wide-open throttle, zero
+        speed and 35 °C intake air [deg], see
+        :func:`dynoai_lab.sim.physics.knock_border_advance`.
+    rear_knock_offset : float
+        Rear cylinder's knock border relative to the front [deg].
+    exhaust_back_pressure : float
+        Back pressure above barometric at wide-open throttle and rated
+        power speed [kPa].
+    tyre_slip_stiffness : float
+        Longitudinal force per unit slip of the strapped-down rear tyre
+        [N].
     """
 
     name: str
@@ -136,6 +160,15 @@ class Engine:
     exhaust_delay_volume: float
     source: str
     validity: str
+    tyre_size: str = ""
+    injector_flow: float = 4.5e-3
+    injector_dead_time: float = 0.9e-3
+    wall_film_fraction: float = 0.25
+    wall_film_time_constant: float = 0.25
+    knock_margin: float = -6.0
+    rear_knock_offset: float = -1.5
+    exhaust_back_pressure: float = 10.0
+    tyre_slip_stiffness: float = 6.0e4
 
     @property
     def cylinder_volume(self) -> float:
@@ -189,6 +222,9 @@ _register(
         final_ratio=66.0 / 32.0,
         gear_ratios=(3.34, 2.31, 1.72, 1.39, 1.18, 1.00),
         tyre_radius=0.32,
+        tyre_size="240/40R18",
+        injector_flow=4.5e-3,
+        knock_margin=-6.0,
         engine_inertia=0.12,
         wheel_inertia=0.9,
         driveline_efficiency=0.90,
@@ -208,8 +244,9 @@ _register(
             "compression 10.5:1, 94 hp at 5020 rpm, 119 lbf·ft "
             "(161 N·m) at 3000 rpm. Autocar India (26 Aug 2016) gives "
             "165 N·m at 3250 rpm for the 2017 CVO version. Rev limit, "
-            "idle, gear and drive ratios, tyre radius, inertias, "
-            "driveline efficiency and VE are estimates."
+            "idle, gear and drive ratios, tyre size and radius, inertias, "
+            "driveline efficiency, VE, injector, wall-film, knock and "
+            "exhaust figures are estimates."
         ),
         validity="750-5600 rpm, MAP 10-105 kPa, gasoline, warm engine",
     )
@@ -234,6 +271,9 @@ _register(
         final_ratio=68.0 / 32.0,
         gear_ratios=(3.34, 2.31, 1.72, 1.39, 1.18, 1.00),
         tyre_radius=0.32,
+        tyre_size="180/65B16",
+        injector_flow=4.2e-3,
+        knock_margin=-5.0,
         engine_inertia=0.12,
         wheel_inertia=0.9,
         driveline_efficiency=0.90,
@@ -253,8 +293,8 @@ _register(
             "(2014 air-cooled High Output Twin Cam 103): Asphalt & Rubber "
             "on the 2014 Project Rushmore models. Torque rpm (3500), "
             "rated power (60 kW at 5000 rpm), compression ratio 9.7:1 as "
-            "reported for the 103, and all drive and VE figures are "
-            "estimates."
+            "reported for the 103, and all drive, tyre, VE, injector, "
+            "wall-film, knock and exhaust figures are estimates."
         ),
         validity="750-5600 rpm, MAP 10-105 kPa, gasoline, warm engine",
     )
@@ -279,6 +319,14 @@ _register(
         final_ratio=44.0 / 17.0,
         gear_ratios=(2.647, 2.091, 1.727, 1.500, 1.360, 1.261),
         tyre_radius=0.32,
+        tyre_size="190/55ZR17",
+        injector_flow=4.0e-3,
+        injector_dead_time=0.7e-3,
+        wall_film_fraction=0.25,
+        wall_film_time_constant=0.2,
+        knock_margin=-4.0,
+        rear_knock_offset=-0.5,
+        exhaust_back_pressure=15.0,
         engine_inertia=0.05,
         wheel_inertia=0.7,
         driveline_efficiency=0.92,
@@ -297,8 +345,9 @@ _register(
             "autocargotransport.blogspot.com, May 2010); bore × stroke "
             "80 × 49.7 mm and compression 13.0:1 (Motorcyclist, Sept "
             "2009); red line 14200 rpm (John Cabot University course "
-            "page on the S1000RR). Gear ratios, primary ratio, inertias, "
-            "efficiency and VE are estimates. ECU tables share the "
+            "page on the S1000RR). Gear ratios, primary ratio, tyre, "
+            "inertias, efficiency, VE, injector, wall-film, knock and "
+            "exhaust figures are estimates. ECU tables share the "
             "Harley axes with the rpm axis stretched to 14200 rpm."
         ),
         validity="1150-14200 rpm, MAP 10-105 kPa, gasoline, warm engine",
@@ -444,8 +493,57 @@ class Calibration:
     high_rpm_drop: float
 
 
+def knock_border(
+    engine: Engine, cylinder: str, rpm, map_kpa, intake_temperature_c
+) -> np.ndarray:
+    """Compute a cylinder's knock border spark advance [deg].
+
+    See :func:`dynoai_lab.sim.physics.knock_border_advance`; the rear
+    cylinder's border is ``rear_knock_offset`` lower.
+    """
+    if cylinder not in ("front", "rear"):
+        raise ValueError(
+            f"cylinder must be 'front' or 'rear', got {cylinder!r}"
+        )
+    offset = engine.rear_knock_offset if cylinder == "rear" else 0.0
+    return physics.knock_border_advance(
+        rpm,
+        map_kpa,
+        intake_temperature_c,
+        rated_power_rpm=engine.rated_power_rpm,
+        knock_margin=engine.knock_margin,
+        cylinder_offset=offset,
+    )
+
+
+#: Safety margin of a base spark table below the lower knock border of
+#: the two cylinders at reference weather [deg].
+BASE_SPARK_KNOCK_MARGIN = 1.0
+
+
+def base_spark_advance(engine: Engine, rpm, map_kpa) -> np.ndarray:
+    """Compute the spark advance of a factory-style base table [deg].
+
+    MBT where the engine allows it, else 1° below the knock border of
+    the rear cylinder (the lower one) with intake air at SAE J1349
+    reference temperature plus the engine's intake heating. A hotter
+    day moves the border down, and the ECU's knock retard then acts.
+    """
+    intake_c = RATING_TEMPERATURE_C + engine.intake_heating
+    border = np.minimum(
+        knock_border(engine, "front", rpm, map_kpa, intake_c),
+        knock_border(engine, "rear", rpm, map_kpa, intake_c),
+    )
+    mbt = physics.mbt_spark_advance(rpm, map_kpa)
+    return np.minimum(mbt, border - BASE_SPARK_KNOCK_MARGIN)
+
+
 def _wot_torque_terms(engine: Engine, rpm: float, high_rpm_drop: float):
-    """Return (indicated torque per unit efficiency, loss torque) [N·m]."""
+    """Return (indicated torque per unit efficiency, loss torque) [N·m].
+
+    Wide-open throttle at SAE J1349 reference weather, best-power
+    lambda and the base spark table.
+    """
     map_kpa = physics.static_manifold_pressure(
         100.0,
         rpm,
@@ -454,6 +552,10 @@ def _wot_torque_terms(engine: Engine, rpm: float, high_rpm_drop: float):
         leak_fraction=engine.throttle_leak_fraction,
     )
     intake_c = RATING_TEMPERATURE_C + engine.intake_heating
+    spark_factor = physics.spark_torque_factor(
+        base_spark_advance(engine, rpm, map_kpa),
+        physics.mbt_spark_advance(rpm, map_kpa),
+    )
     cylinders_per_side = engine.n_cylinders / 2
     work = 0.0
     for cylinder in ("front", "rear"):
@@ -464,6 +566,13 @@ def _wot_torque_terms(engine: Engine, rpm: float, high_rpm_drop: float):
         work += cylinders_per_side * physics.indicated_work(
             air, physics.BEST_POWER_LAMBDA, 1.0
         )
+    exhaust_kpa = physics.exhaust_back_pressure(
+        RATING_PRESSURE_KPA,
+        rpm,
+        map_kpa,
+        rated_power_rpm=engine.rated_power_rpm,
+        rated_back_pressure=engine.exhaust_back_pressure,
+    )
     loss = -physics.brake_torque(
         0.0,
         rpm,
@@ -471,8 +580,9 @@ def _wot_torque_terms(engine: Engine, rpm: float, high_rpm_drop: float):
         RATING_PRESSURE_KPA,
         displacement=engine.displacement,
         stroke=engine.stroke,
+        exhaust_kpa=exhaust_kpa,
     )
-    return float(work / (4.0 * np.pi)), float(loss)
+    return float(work * spark_factor / (4.0 * np.pi)), float(loss)
 
 
 @functools.cache
@@ -548,7 +658,8 @@ def engine_record(engine: Engine) -> dict:
     -------
     dict
         Name, description, displacement [cm³], rated power [hp] and
-        torque [lbf·ft] with their speeds [rpm], rev limit [rpm], the
+        torque [lbf·ft] with their speeds [rpm], rev limit [rpm], bore
+        and stroke [mm], gear and drive ratios [1], tyre size, the
         source and the validity range.
     """
     return {
@@ -561,6 +672,85 @@ def engine_record(engine: Engine) -> dict:
         "rated_torque_lbft": round(engine.rated_torque / LBF_FT, 1),
         "rated_torque_rpm": engine.rated_torque_rpm,
         "rev_limit_rpm": engine.rev_limit_rpm,
+        "bore_mm": round(engine.bore * 1e3, 2),
+        "stroke_mm": round(engine.stroke * 1e3, 2),
+        "gear_ratios": list(engine.gear_ratios),
+        "primary_ratio": round(engine.primary_ratio, 4),
+        "final_ratio": round(engine.final_ratio, 4),
+        "tyre_size": engine.tyre_size,
         "source": engine.source,
         "validity": engine.validity,
     }
+
+
+def steady_state_torque(
+    engine: Engine, rpm, map_kpa, weather=None, lambda_=None
+) -> np.ndarray:
+    """Compute brake torque at a held operating point [N·m].
+
+    Parameters
+    ----------
+    engine : Engine
+        Engine parameter set.
+    rpm : array_like
+        Engine speed [rpm].
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    weather : Weather, optional
+        Default dry air at 101.325 kPa and 25 °C.
+    lambda_ : array_like, optional
+        Burned lambda [1]; default the target of
+        :func:`dynoai_lab.ecu.default_afr_target` over 14.7 times the
+        dry-air fraction, which an ECU with exact VE tables gives.
+
+    Returns
+    -------
+    numpy.ndarray
+        Brake torque with the base spark table (no knock retard) and the
+        wall film settled, the same equations as the simulator's time
+        step.
+    """
+    from dynoai_lab.ecu import default_afr_target
+    from dynoai_lab.sim.dyno import Weather
+
+    weather = Weather() if weather is None else weather
+    rpm = np.asarray(rpm, float)
+    map_kpa = np.asarray(map_kpa, float)
+    intake_c = weather.temperature + engine.intake_heating
+    if lambda_ is None:
+        target = default_afr_target(
+            rpm, map_kpa, rev_limit_rpm=engine.rev_limit_rpm
+        )
+        lambda_ = target / 14.7 * weather.dry_air_fraction()
+    spark_factor = physics.spark_torque_factor(
+        base_spark_advance(engine, rpm, map_kpa),
+        physics.mbt_spark_advance(rpm, map_kpa),
+    )
+    efficiency = calibration(engine).indicated_efficiency
+    work = 0.0
+    for cylinder in ("front", "rear"):
+        air = physics.trapped_air_mass(
+            true_ve(engine, cylinder, rpm, map_kpa),
+            map_kpa,
+            engine.cylinder_volume,
+            intake_c,
+        )
+        work = work + engine.n_cylinders / 2 * physics.indicated_work(
+            air * weather.dry_air_fraction(), lambda_, efficiency
+        )
+    exhaust = physics.exhaust_back_pressure(
+        weather.pressure,
+        rpm,
+        map_kpa,
+        rated_power_rpm=engine.rated_power_rpm,
+        rated_back_pressure=engine.exhaust_back_pressure,
+    )
+    return physics.brake_torque(
+        work * spark_factor,
+        rpm,
+        map_kpa,
+        weather.pressure,
+        displacement=engine.displacement,
+        stroke=engine.stroke,
+        exhaust_kpa=exhaust,
+    )

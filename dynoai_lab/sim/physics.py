@@ -1,12 +1,11 @@
 """Engine, intake and drum physics as pure functions.
 
-Every function takes floats or numpy arrays and returns the same, so the
-simulator's time step can call them on scalars and analysis code can
-call them on whole logs. The models are mean-value models: one value per
-engine cycle, no crank-angle resolution.
-
-Spark advance is not modelled; every operating point is assumed to run
-at its best-torque spark timing.
+Every function takes floats or numpy arrays and returns the same, so
+tests and analysis code can call them on whole logs. The models are
+mean-value models: one value per engine cycle, no crank-angle
+resolution. The simulator's compiled time step
+(:mod:`dynoai_lab.sim.kernel`) repeats these equations on scalars;
+``tests/test_sim_kernel.py`` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -196,7 +195,14 @@ def pumping_mean_effective_pressure(map_kpa, exhaust_pressure_kpa):
 
 
 def brake_torque(
-    total_indicated_work, rpm, map_kpa, ambient_kpa, *, displacement, stroke
+    total_indicated_work,
+    rpm,
+    map_kpa,
+    ambient_kpa,
+    *,
+    displacement,
+    stroke,
+    exhaust_kpa=None,
 ):
     """Compute crankshaft brake torque of a four-stroke engine.
 
@@ -209,11 +215,14 @@ def brake_torque(
     map_kpa : array_like
         Manifold absolute pressure [kPa].
     ambient_kpa : array_like
-        Barometric pressure [kPa], taken as the exhaust back pressure.
+        Barometric pressure [kPa].
     displacement : float
         Total swept volume [m³].
     stroke : float
         Piston stroke [m].
+    exhaust_kpa : array_like, optional
+        Exhaust back pressure [kPa] (:func:`exhaust_back_pressure`);
+        barometric pressure when None.
 
     Returns
     -------
@@ -226,9 +235,11 @@ def brake_torque(
 
     .. math:: T_b = \\frac{W_i - (fmep + pmep) V_d}{4 \\pi}
     """
+    if exhaust_kpa is None:
+        exhaust_kpa = ambient_kpa
     mep_kpa = friction_mean_effective_pressure(
         rpm, stroke
-    ) + pumping_mean_effective_pressure(map_kpa, ambient_kpa)
+    ) + pumping_mean_effective_pressure(map_kpa, exhaust_kpa)
     loss_work = mep_kpa * 1000.0 * displacement
     return (np.asarray(total_indicated_work, float) - loss_work) / (
         4.0 * np.pi
@@ -536,3 +547,297 @@ def spark_torque_factor(advance, mbt_advance):
     """
     offset = np.asarray(advance, float) - np.asarray(mbt_advance, float)
     return np.clip(1.0 - SPARK_LOSS_PER_DEG2 * offset**2, 0.0, 1.0)
+
+
+def knock_border_advance(
+    rpm,
+    map_kpa,
+    intake_temperature_c,
+    *,
+    rated_power_rpm,
+    knock_margin,
+    cylinder_offset=0.0,
+):
+    """Estimate the spark advance above which the engine knocks.
+
+    Parameters
+    ----------
+    rpm : array_like
+        Engine speed [rpm].
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    intake_temperature_c : array_like
+        Intake air temperature [°C].
+    rated_power_rpm : float
+        Engine speed of rated power [rpm], which scales the speed term.
+    knock_margin : float
+        Border minus MBT advance at wide-open throttle, zero speed and
+        35 °C intake air [deg]; negative for an engine that cannot
+        reach MBT at full load.
+    cylinder_offset : float
+        Added to the border of one cylinder [deg], for example -1.5 for
+        the hotter rear cylinder of an air-cooled V-twin.
+
+    Returns
+    -------
+    numpy.ndarray
+        Knock border advance [deg] before top dead centre.
+
+    Notes
+    -----
+    .. math:: \\theta_{KB} = \\theta_{MBT} + m_0 + 40 (1 - p/100)
+              + 6 \\, n / n_P - 0.1 (T_{in} - 35) + m_{cyl}
+
+    End gas autoignites more readily at high charge density (high MAP,
+    hot intake air) and with more time per cycle (low speed). The
+    shape follows those trends; all coefficients are estimates, not
+    fitted to any engine or fuel.
+    """
+    load = np.clip(np.asarray(map_kpa, float) / 100.0, 0.0, 1.2)
+    speed = np.asarray(rpm, float) / rated_power_rpm
+    hot = np.asarray(intake_temperature_c, float) - 35.0
+    margin = (
+        knock_margin
+        + 40.0 * (1.0 - load)
+        + 6.0 * speed
+        - 0.1 * hot
+        + cylinder_offset
+    )
+    return mbt_spark_advance(rpm, map_kpa) + margin
+
+
+def exhaust_back_pressure(
+    ambient_kpa, rpm, map_kpa, *, rated_power_rpm, rated_back_pressure
+):
+    """Estimate exhaust back pressure from the exhaust mass flow.
+
+    Parameters
+    ----------
+    ambient_kpa : array_like
+        Barometric pressure [kPa].
+    rpm : array_like
+        Engine speed [rpm].
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    rated_power_rpm : float
+        Engine speed of rated power [rpm].
+    rated_back_pressure : float
+        Back pressure above barometric at wide-open throttle and rated
+        power speed [kPa].
+
+    Returns
+    -------
+    numpy.ndarray
+        Absolute exhaust pressure [kPa].
+
+    Notes
+    -----
+    A muffler's pressure drop grows with the square of the flow, and
+    the flow with speed times MAP:
+
+    .. math:: p_{exh} = p_a + \\Delta p_P \\left(\\frac{n \\, p}
+              {n_P \\, p_a}\\right)^2
+    """
+    ambient = np.asarray(ambient_kpa, float)
+    flow = np.asarray(rpm, float) * np.asarray(map_kpa, float)
+    relative = flow / (rated_power_rpm * ambient)
+    return ambient + rated_back_pressure * relative * relative
+
+
+def manifold_pressure_rate(
+    map_kpa,
+    throttle_percent,
+    rpm,
+    ambient_kpa,
+    *,
+    throttle_flow_rpm,
+    leak_fraction,
+    manifold_volume,
+    displacement,
+):
+    """Compute the rate of change of MAP from throttle and engine flow.
+
+    Parameters
+    ----------
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    throttle_percent : array_like
+        Throttle position [%].
+    rpm : array_like
+        Engine speed [rpm].
+    ambient_kpa : array_like
+        Barometric pressure [kPa].
+    throttle_flow_rpm : float
+        Intake flow capacity, see :func:`static_manifold_pressure`
+        [rpm].
+    leak_fraction : float
+        Closed-throttle flow area relative to wide open [1].
+    manifold_volume : float
+        Volume between throttle and intake valves [m³].
+    displacement : float
+        Total swept volume [m³].
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`dp/dt` [kPa/s].
+
+    Notes
+    -----
+    Mass balance of the isothermal manifold,
+    :math:`V_m \\dot p / (R T) = \\dot m_{th} - \\dot m_e`, with the
+    throttle and engine flows of :func:`static_manifold_pressure`:
+
+    .. math:: \\frac{dp}{dt} = \\frac{V_d}{120 \\, V_m}
+              \\left(a \\, n_{flow} \\, p_a \\sqrt{1 - r^2}
+              - n \\, p\\right), \\qquad r = p / p_a
+
+    Its rest point is :func:`static_manifold_pressure`, so MAP lags
+    the throttle and never exceeds barometric pressure. The engine's
+    demand is taken at unit VE, as in the static model.
+    """
+    ambient = np.asarray(ambient_kpa, float)
+    pressure = np.asarray(map_kpa, float)
+    ratio = np.clip(pressure / ambient, 0.0, 1.0)
+    area = throttle_area_fraction(throttle_percent, leak_fraction)
+    inflow = area * throttle_flow_rpm * ambient * np.sqrt(1.0 - ratio**2)
+    outflow = np.maximum(np.asarray(rpm, float), 1.0) * pressure
+    return displacement / (120.0 * manifold_volume) * (inflow - outflow)
+
+
+def wall_film_fraction(map_kpa, *, film_fraction):
+    """Estimate the share of injected fuel that lands on the port wall.
+
+    Parameters
+    ----------
+    map_kpa : array_like
+        Manifold absolute pressure [kPa].
+    film_fraction : float
+        Share at 100 kPa [1].
+
+    Returns
+    -------
+    numpy.ndarray
+        X of the x-tau model [1].
+
+    Notes
+    -----
+    :math:`X = X_{100} (0.5 + 0.5 \\, p/100)`: at low MAP more fuel
+    flashes off before it reaches the wall. The 0.5 split is an
+    estimate of the usual trend.
+    """
+    load = np.clip(np.asarray(map_kpa, float) / 100.0, 0.0, 1.2)
+    return film_fraction * (0.5 + 0.5 * load)
+
+
+def wall_film_time_constant(rpm, *, film_time_constant):
+    """Estimate the evaporation time constant of the port wall film.
+
+    Parameters
+    ----------
+    rpm : array_like
+        Engine speed [rpm].
+    film_time_constant : float
+        Time constant at 1000 rpm [s].
+
+    Returns
+    -------
+    numpy.ndarray
+        Tau of the x-tau model [s].
+
+    Notes
+    -----
+    :math:`\\tau = \\tau_{1000} \\sqrt{1000 / n}`: faster port flow
+    strips the film sooner. The exponent is an estimate.
+    """
+    rpm = np.maximum(np.asarray(rpm, float), 100.0)
+    return film_time_constant * np.sqrt(1000.0 / rpm)
+
+
+def wall_film_step(film, injected_rate, fraction, time_constant, step):
+    """Advance the port wall film of the x-tau model by one time step.
+
+    Parameters
+    ----------
+    film : array_like
+        Fuel on the wall at the start of the step [kg].
+    injected_rate : array_like
+        Injected fuel flow into the port [kg/s].
+    fraction : array_like
+        Share X of injected fuel that lands on the wall [1].
+    time_constant : array_like
+        Film evaporation time constant tau [s].
+    step : float
+        Time step [s].
+
+    Returns
+    -------
+    delivered_rate : numpy.ndarray
+        Fuel flow into the cylinder at the start of the step [kg/s].
+    film : numpy.ndarray
+        Film at the end of the step [kg].
+
+    Notes
+    -----
+    Aquino's x-tau model:
+
+    .. math:: \\dot M = X \\dot m_{inj} - M/\\tau, \\qquad
+              \\dot m_{cyl} = (1 - X) \\dot m_{inj} + M/\\tau
+
+    The film is advanced exactly for constant injection over the step.
+    In steady state :math:`M = X \\tau \\dot m_{inj}` and the cylinder
+    gets exactly what was injected.
+
+    References
+    ----------
+    .. [1] C. F. Aquino (1981), Transient A/F control characteristics of
+       the 5 liter central fuel injection engine, SAE 810494 (cited for
+       the model's form; not opened here).
+    """
+    film = np.asarray(film, float)
+    rate = np.asarray(injected_rate, float)
+    tau = np.asarray(time_constant, float)
+    delivered = (1.0 - fraction) * rate + film / tau
+    settled = fraction * rate * tau
+    decay = np.exp(-step / tau)
+    return delivered, settled + (film - settled) * decay
+
+
+def injector_pulse_width(fuel_mass, rpm, *, flow_rate, dead_time):
+    """Compute the injector pulse that meters a fuel mass per cycle.
+
+    Parameters
+    ----------
+    fuel_mass : array_like
+        Fuel per cylinder per cycle [kg]; 0 or less gives no pulse.
+    rpm : array_like
+        Engine speed [rpm]; the pulse cannot exceed one cycle.
+    flow_rate : float
+        Static flow of the injector [kg/s].
+    dead_time : float
+        Opening delay during which no fuel flows [s].
+
+    Returns
+    -------
+    numpy.ndarray
+        Pulse width [s], 0 for no fuel.
+
+    Notes
+    -----
+    .. math:: t_{inj} = \\min\\left(\\frac{m_f}{\\dot m_{inj}} + t_0,
+              \\frac{120}{n}\\right)
+    """
+    mass = np.asarray(fuel_mass, float)
+    cycle = 120.0 / np.maximum(np.asarray(rpm, float), 1.0)
+    pulse = np.minimum(mass / flow_rate + dead_time, cycle)
+    return np.where(mass > 0.0, pulse, 0.0)
+
+
+def injected_fuel_mass(pulse_width, *, flow_rate, dead_time):
+    """Compute the fuel an injector delivers in one pulse [kg].
+
+    ``flow_rate · max(pulse_width − dead_time, 0)`` with `pulse_width`
+    and `dead_time` [s] and `flow_rate` [kg/s].
+    """
+    open_time = np.maximum(np.asarray(pulse_width, float) - dead_time, 0.0)
+    return flow_rate * open_time

@@ -1,44 +1,66 @@
-"""Dyno test plans and the pull simulation.
+"""Run test plans on the virtual dyno.
 
-A :class:`Sweep` is one pull: throttle held, engine speed swept from a
-start to an end speed either freely (the engine accelerates the drum) or
-at a rate an eddy-current absorber holds. :func:`simulate_pull` runs one
-sweep and returns two ``xarray.Dataset`` objects on the same ``time``
-axis: the log a tuner would record, with the canonical channel names of
+:func:`simulate_pull` runs one plan step (:mod:`dynoai_lab.sim.plans`)
+and :func:`simulate_plan` a list of them. Each returns two
+``xarray.Dataset`` objects on the same ``time`` axis: the log a tuner
+would record, with the canonical channel names and units of
 ``docs/nomenclature.md``, and the hidden truth (true VE, burned lambda,
-transport delay, torque and powers).
+transport delay, knock, torque and powers).
 
 Model in one paragraph: the ECU meters fuel by speed density from its
-own VE and AFR-target tables, while the engine traps air by its true VE.
-Burned lambda is therefore the target lambda times ``VE_true / VE_ecu``,
-and in humid weather also times the dry-air fraction. Torque follows
-from trapped air, lambda and friction (:mod:`dynoai_lab.sim.physics`).
-The tyre rolls on the drum without slip, so one state, the drum angular
-speed, carries the engine, wheel and drum inertias. MAP follows its
-static value with a first-order manifold lag. Not modelled: wall wetting
-and acceleration enrichment, deceleration fuel cut, closed-loop trims,
-spark advance and knock, heat soak between pulls, and tyre slip.
+own VE and AFR-target tables and its transient, closed-loop and
+limiter behaviours (:class:`dynoai_lab.ecu.EcuFeatures`); the injector
+delivers it through its dead time, and a wall film (x-tau) delays part
+of it. The engine traps air by its true VE and the manifold density,
+so burned lambda is the target times ``VE_true / VE_ecu`` in steady
+state (times the dry-air fraction in humid weather). Torque follows
+from trapped air, lambda and spark, less friction and pumping
+(:mod:`dynoai_lab.sim.physics`). MAP follows a manifold filling model.
+The tyre drives the drum, with optional slip; an eddy-current absorber
+can hold a speed or rate or apply a load. A wideband per cylinder sees
+the burned lambda after a flow-dependent transport delay and a
+first-order lag, then adds noise. The time step is compiled
+(:mod:`dynoai_lab.sim.kernel`). Not modelled: heat soak between pulls,
+cycle-to-cycle variation and crank-angle detail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
-from bisect import bisect_right
-from dataclasses import dataclass
-from typing import NamedTuple
+import time as wall_clock
 
 import numpy as np
 import xarray as xr
 
 from dynoai_lab.ecu import ECU
-from dynoai_lab.sim import engines, physics
+from dynoai_lab.sim import engines
 from dynoai_lab.sim.dyno import DrumDyno, Weather, get_dyno
-from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
-from dynoai_lab.units import R_AIR, ZERO_CELSIUS
+from dynoai_lab.sim.plans import (
+    THROTTLE_STEPS,
+    CoastDown,
+    SteadyState,
+    StepThrottle,
+    Sweep,
+    covering_plan,
+    default_gear,
+    throttle_for_map,
+    wot_sweep,
+)
+from dynoai_lab.sim.sensor import WidebandSensor
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "THROTTLE_STEPS",
+    "Sweep",
+    "covering_plan",
+    "simulate_plan",
+    "simulate_pull",
+    "wot_sweep",
+]
 
 # Grid on which an engine's true VE is tabulated for the time step
 # [rpm] and [kPa]; bilinear interpolation on it is within 1e-4 relative
@@ -49,312 +71,22 @@ _TRUE_VE_MAP = np.arange(5.0, 110.01, 0.5)
 # second for the stall time: the throttle cannot pull any higher.
 _STALL_RPM_RATE = 20.0
 _STALL_TIME_S = 1.0
+# Speed-hold controller of the absorber: drum acceleration demanded per
+# unit speed error, a 0.1 s time constant [1/s].
+_HOLD_GAIN = 10.0
 
 
 # ---------------------------------------------------------------------------
-# Test plans
-# ---------------------------------------------------------------------------
-
-#: Throttle positions [%] of :func:`covering_plan`, closer together at
-#: small openings where MAP changes fastest with throttle. With these 14
-#: sweeps an M8 log lands in about 77 % of the VE cells at 29 kPa and
-#: above (nearest cell); 7 sweeps reach about 47 %.
-THROTTLE_STEPS = (
-    100.0, 85.0, 70.0, 58.0, 48.0, 40.0, 34.0, 29.0, 25.0, 21.0, 18.0,
-    15.0, 12.0, 10.0,
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """One dyno pull at fixed throttle.
-
-    Attributes
-    ----------
-    throttle : float
-        Throttle position [%], 0 to 100.
-    start_rpm, end_rpm : float
-        Engine speeds [rpm] where the sweep starts and ends.
-    rpm_rate : float or None
-        Sweep rate [rpm/s] the absorber holds when the engine has the
-        torque for it; None for a free inertia pull.
-    gear : int or None
-        Gear, 1-based; None for top gear.
-    settle_s : float
-        Time [s] the absorber keeps `start_rpm` at this throttle before
-        the sweep begins, so MAP and the wideband settle.
-    max_duration_s : float or None
-        Longest sweep [s] after settling; None picks one from the rate.
-    """
-
-    throttle: float
-    start_rpm: float
-    end_rpm: float
-    rpm_rate: float | None = None
-    gear: int | None = None
-    settle_s: float = 1.0
-    max_duration_s: float | None = None
-
-    def __post_init__(self):
-        if not 0.0 <= self.throttle <= 100.0:
-            raise ValueError(
-                f"throttle must be 0 to 100 %, got {self.throttle!r}"
-            )
-        if not 0.0 < self.start_rpm < self.end_rpm:
-            raise ValueError(
-                "need 0 < start_rpm < end_rpm, got "
-                f"{self.start_rpm!r} and {self.end_rpm!r}"
-            )
-        if self.rpm_rate is not None and self.rpm_rate <= 0.0:
-            raise ValueError(
-                f"rpm_rate must be positive or None, got {self.rpm_rate!r}"
-            )
-        if self.settle_s < 0.0:
-            raise ValueError(
-                f"settle_s must not be negative, got {self.settle_s!r}"
-            )
-
-    def duration_limit(self) -> float:
-        """Return the longest sweep time after settling [s]."""
-        if self.max_duration_s is not None:
-            return self.max_duration_s
-        if self.rpm_rate is None:
-            return 30.0
-        return 1.5 * (self.end_rpm - self.start_rpm) / self.rpm_rate + 3.0
-
-
-def covering_plan(
-    ecu_or_axes,
-    engine: engines.Engine,
-    *,
-    throttles=THROTTLE_STEPS,
-    gear: int | None = None,
-) -> list[Sweep]:
-    """Build sweeps that visit most reachable cells of a VE table.
-
-    Parameters
-    ----------
-    ecu_or_axes : ECU or (rpm, map)
-        The ECU whose front VE table's axes are to be covered, or the
-        axes themselves [rpm], [kPa].
-    engine : Engine
-        Engine parameter set.
-    throttles : sequence of float
-        Throttle positions [%], one sweep each. Each fixed throttle
-        traces one line of falling MAP over rising rpm, so several
-        throttles spread the lines across the MAP axis.
-    gear : int or None
-        Gear for all sweeps; None picks two below top (4th of 6), where
-        the drum's inertia reflected to the crank is about a third of
-        top gear's, so part-throttle torque can keep up with the sweep
-        rates.
-
-    Returns
-    -------
-    list of Sweep
-        Wide-open throttle as a free inertia pull, part throttle as
-        absorber-held sweeps at 600 rpm/s down to 300 rpm/s for the
-        smallest openings, scaled with the engine's rev range. Low-MAP
-        cells at high rpm are only reached on deceleration, which the
-        simulator does not model.
-    """
-    if isinstance(ecu_or_axes, ECU):
-        rpm_axis = np.asarray(ecu_or_axes.ve_front["rpm"].values, float)
-    else:
-        rpm_axis = np.asarray(ecu_or_axes[0], float)
-    start = max(float(rpm_axis[0]), engine.idle_rpm + 250.0)
-    start = max(start, float(rpm_axis[rpm_axis <= start + 1e-9][-1]))
-    end = min(float(rpm_axis[-1]), engine.rev_limit_rpm - 200.0)
-    rev_scale = max(1.0, engine.rev_limit_rpm / 6000.0)
-    if gear is None:
-        gear = max(1, len(engine.gear_ratios) - 2)
-
-    plan = []
-    for throttle in throttles:
-        if throttle >= 100.0:
-            rate = None
-        elif throttle >= 50.0:
-            rate = 600.0 * rev_scale
-        elif throttle >= 25.0:
-            rate = 450.0 * rev_scale
-        else:
-            rate = 300.0 * rev_scale
-        plan.append(
-            Sweep(
-                throttle=float(throttle),
-                start_rpm=start,
-                end_rpm=end,
-                rpm_rate=rate,
-                gear=gear,
-            )
-        )
-    return plan
-
-
-# ---------------------------------------------------------------------------
-# Time step kernel (plain floats and lists)
+# Inputs of the compiled time step
 # ---------------------------------------------------------------------------
 
 
-class _Table(NamedTuple):
-    rpm: list
-    load: list
-    values: list
-
-
-def _table_from_dataarray(table: xr.DataArray) -> _Table:
-    return _Table(
-        [float(v) for v in table["rpm"].values],
-        [float(v) for v in table[table.dims[1]].values],
-        np.asarray(table.values, float).tolist(),
-    )
-
-
-def _lookup(table: _Table, x: float, y: float) -> float:
-    """Bilinear lookup clamped at the edges, as ecu.bilinear_lookup."""
-    xs, ys, z = table
-    x = min(max(x, xs[0]), xs[-1])
-    y = min(max(y, ys[0]), ys[-1])
-    i = min(bisect_right(xs, x) - 1, len(xs) - 2)
-    j = min(bisect_right(ys, y) - 1, len(ys) - 2)
-    t = (x - xs[i]) / (xs[i + 1] - xs[i])
-    u = (y - ys[j]) / (ys[j + 1] - ys[j])
+def _table_arrays(table: xr.DataArray):
     return (
-        (1 - t) * (1 - u) * z[i][j]
-        + t * (1 - u) * z[i + 1][j]
-        + (1 - t) * u * z[i][j + 1]
-        + t * u * z[i + 1][j + 1]
+        np.ascontiguousarray(table["rpm"].values, dtype=float),
+        np.ascontiguousarray(table[table.dims[1]].values, dtype=float),
+        np.ascontiguousarray(table.values, dtype=float),
     )
-
-
-class _Plant(NamedTuple):
-    """Constants of one simulated pull, plain floats."""
-
-    cylinder_volume: float
-    cylinders_per_side: float
-    displacement: float
-    stroke: float
-    efficiency: float
-    stoichiometric_afr: float
-    throttle_flow_rpm: float
-    leak_fraction: float
-    manifold_volume: float
-    ambient_kpa: float
-    intake_c: float
-    dry_fraction: float
-    engine_ratio: float  # engine rad/s per drum rad/s
-    wheel_ratio: float  # wheel rad/s per drum rad/s
-    driveline_efficiency: float
-    engine_inertia: float
-    wheel_inertia: float
-    drum_inertia: float
-    drum_radius: float
-    bearing_torque: float
-    windage_coefficient: float
-    tyre_rolling_force: float
-    absorber_max_torque: float
-
-
-def _lambda_factor(lam: float) -> float:
-    """Scalar twin of physics.lambda_torque_factor."""
-    if lam < 0.5 or lam > 1.7:
-        return 0.0
-    delta = lam - physics.BEST_POWER_LAMBDA
-    curvature = 2.5 if delta > 0 else 1.5
-    return min(max(1.0 - curvature * delta * delta, 0.0), 1.0)
-
-
-def _static_map(throttle: float, rpm: float, p: _Plant) -> float:
-    """Scalar twin of physics.static_manifold_pressure."""
-    opening = min(max(throttle, 0.0), 100.0)
-    area = p.leak_fraction + (1.0 - p.leak_fraction) * (
-        1.0 - math.cos(0.5 * math.pi * opening / 100.0)
-    )
-    g = area * p.throttle_flow_rpm / max(rpm, 1.0)
-    return p.ambient_kpa * g / math.sqrt(1.0 + g * g)
-
-
-def _engine_state(rpm, map_kpa, p: _Plant, ecu_tables, true_tables):
-    """Compute fuelling, lambda and brake torque at one instant.
-
-    Returns (ve_ecu_front, ve_ecu_rear, afr_target, ve_true_front,
-    ve_true_rear, lambda_front, lambda_rear, torque [N·m], spark
-    advance [deg]).
-    """
-    ve_front_table, ve_rear_table, afr_table, spark_table = ecu_tables
-    ve_ecu_f = _lookup(ve_front_table, rpm, map_kpa)
-    ve_ecu_r = _lookup(ve_rear_table, rpm, map_kpa)
-    afr = _lookup(afr_table, rpm, map_kpa)
-    ve_true_f = _lookup(true_tables[0], rpm, map_kpa)
-    ve_true_r = _lookup(true_tables[1], rpm, map_kpa)
-
-    # Speed density: air per unit VE [kg/%], the same for ECU and engine.
-    air_per_ve = (
-        map_kpa
-        * 1000.0
-        * p.cylinder_volume
-        / (R_AIR * (p.intake_c + ZERO_CELSIUS) * 100.0)
-    )
-    # lambda = true dry air / (fuel * AFR_st), fuel = ECU air / AFR target.
-    scale = p.dry_fraction * afr / p.stoichiometric_afr
-    lam_f = scale * ve_true_f / ve_ecu_f
-    lam_r = scale * ve_true_r / ve_ecu_r
-
-    energy_per_air = physics.GASOLINE_LHV / p.stoichiometric_afr
-    work = (
-        p.cylinders_per_side
-        * energy_per_air
-        * p.efficiency
-        * p.dry_fraction
-        * air_per_ve
-        * (
-            ve_true_f * _lambda_factor(lam_f)
-            + ve_true_r * _lambda_factor(lam_r)
-        )
-    )
-    # Spark away from MBT costs torque (scalar twins of
-    # physics.mbt_spark_advance and spark_torque_factor). An ECU
-    # without a spark table fires at MBT.
-    load = min(max(map_kpa / 100.0, 0.0), 1.0)
-    mbt = 15.0 + 15.0 * min(max(rpm / 5000.0, 0.0), 1.0) + 15.0 * (1 - load)
-    spark = mbt if spark_table is None else _lookup(spark_table, rpm, map_kpa)
-    work *= max(1.0 - physics.SPARK_LOSS_PER_DEG2 * (spark - mbt) ** 2, 0.0)
-
-    piston_speed = 2.0 * p.stroke * rpm / 60.0
-    fmep = 60.0 + 4.0 * piston_speed + 0.2 * piston_speed * piston_speed
-    pmep = p.ambient_kpa - map_kpa
-    torque = (work - (fmep + pmep) * 1000.0 * p.displacement) / (4 * math.pi)
-    return (
-        ve_ecu_f, ve_ecu_r, afr, ve_true_f, ve_true_r, lam_f, lam_r, torque,
-        spark,
-    )  # fmt: skip
-
-
-def _drum_step(torque, drum_omega, alpha_target, p: _Plant):
-    """Resolve drum acceleration and absorber torque at one instant.
-
-    Returns (drum alpha [rad/s²], absorber torque [N·m], drum loss
-    torque [N·m], equivalent inertia [kg·m²]).
-    """
-    inertia = (
-        p.drum_inertia
-        + p.wheel_inertia * p.wheel_ratio**2
-        + p.driveline_efficiency * p.engine_inertia * p.engine_ratio**2
-    )
-    drive = p.driveline_efficiency * torque * p.engine_ratio
-    drum_loss = p.bearing_torque + p.windage_coefficient * drum_omega**2
-    net = drive - drum_loss - p.tyre_rolling_force * p.drum_radius
-    alpha = net / inertia
-    absorber = 0.0
-    if alpha > alpha_target:
-        absorber = min(net - inertia * alpha_target, p.absorber_max_torque)
-        alpha = (net - absorber) / inertia
-    return alpha, absorber, drum_loss, inertia
-
-
-# ---------------------------------------------------------------------------
-# Integration
-# ---------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=16)
@@ -366,113 +98,216 @@ def _true_ve_tables(engine: engines.Engine):
         _TRUE_VE_RPM_STEP,
     )
     grid_rpm, grid_map = np.meshgrid(rpm, _TRUE_VE_MAP, indexing="ij")
-    return tuple(
-        _Table(
-            rpm.tolist(),
-            _TRUE_VE_MAP.tolist(),
-            engines.true_ve(engine, cylinder, grid_rpm, grid_map).tolist(),
-        )
-        for cylinder in ("front", "rear")
+    tables = []
+    for cylinder in ("front", "rear"):
+        values = engines.true_ve(engine, cylinder, grid_rpm, grid_map)
+        tables.append((rpm, _TRUE_VE_MAP.copy(), np.ascontiguousarray(values)))
+    return tuple(tables)
+
+
+def _tables(ecu: ECU, engine, true_ve):
+    if true_ve is None:
+        true_front, true_rear = _true_ve_tables(engine)
+    else:
+        true_front, true_rear = (_table_arrays(t) for t in true_ve)
+    spark = ecu.spark if ecu.spark is not None else ecu.ve_front
+    return (
+        *_table_arrays(ecu.ve_front),
+        *_table_arrays(ecu.ve_rear),
+        *_table_arrays(ecu.afr_target),
+        *_table_arrays(spark),
+        *true_front,
+        *true_rear,
     )
 
 
-def _plant(engine, ecu, dyno, weather, gear) -> _Plant:
+def _plant_parameters(engine, ecu, dyno, weather, sensor, tyre_slip):
+    """Fill the engine, drum, sensor and ECU slots of the kernel."""
     wheel_ratio = dyno.radius / engine.tyre_radius
-    return _Plant(
-        cylinder_volume=engine.cylinder_volume,
-        cylinders_per_side=engine.n_cylinders / 2.0,
-        displacement=engine.displacement,
-        stroke=engine.stroke,
-        efficiency=engines.calibration(engine).indicated_efficiency,
-        stoichiometric_afr=ecu.stoichiometric_afr,
-        throttle_flow_rpm=engine.throttle_flow_rpm,
-        leak_fraction=engine.throttle_leak_fraction,
-        manifold_volume=engine.manifold_volume,
-        ambient_kpa=weather.pressure,
-        intake_c=weather.temperature + engine.intake_heating,
-        dry_fraction=weather.dry_air_fraction(),
-        engine_ratio=wheel_ratio * engine.overall_ratio(gear),
-        wheel_ratio=wheel_ratio,
-        driveline_efficiency=engine.driveline_efficiency,
-        engine_inertia=engine.engine_inertia,
-        wheel_inertia=engine.wheel_inertia,
-        drum_inertia=dyno.inertia,
-        drum_radius=dyno.radius,
-        bearing_torque=dyno.bearing_torque,
-        windage_coefficient=dyno.windage_coefficient,
-        tyre_rolling_force=dyno.tyre_rolling_force,
-        absorber_max_torque=dyno.absorber_max_torque,
-    )
+    features = ecu.features
+    flow = ecu.injector_flow or engine.injector_flow
+    dead = ecu.injector_dead_time
+    if dead is None:
+        dead = engine.injector_dead_time
+    sensor_tau = sensor.time_constant if sensor else 0.1
+    ready = sensor.warmup_s if sensor else 0.0
+    values = {
+        "CYLINDER_VOLUME": engine.cylinder_volume,
+        "CYLINDERS_PER_SIDE": engine.n_cylinders / 2.0,
+        "DISPLACEMENT": engine.displacement,
+        "STROKE": engine.stroke,
+        "EFFICIENCY": engines.calibration(engine).indicated_efficiency,
+        "STOICHIOMETRIC_AFR": ecu.stoichiometric_afr,
+        "THROTTLE_FLOW_RPM": engine.throttle_flow_rpm,
+        "LEAK_FRACTION": engine.throttle_leak_fraction,
+        "MANIFOLD_VOLUME": engine.manifold_volume,
+        "AMBIENT_KPA": weather.pressure,
+        "INTAKE_C": weather.temperature + engine.intake_heating,
+        "DRY_FRACTION": weather.dry_air_fraction(),
+        "COOLANT_C": engine.engine_temperature_c,
+        "IDLE_RPM": engine.idle_rpm,
+        "RATED_POWER_RPM": engine.rated_power_rpm,
+        "BACK_PRESSURE": engine.exhaust_back_pressure,
+        "INJECTOR_FLOW": engine.injector_flow,
+        "INJECTOR_DEAD_TIME": engine.injector_dead_time,
+        "FILM_FRACTION": engine.wall_film_fraction,
+        "FILM_TIME_CONSTANT": engine.wall_film_time_constant,
+        "KNOCK_MARGIN": engine.knock_margin,
+        "REAR_KNOCK_OFFSET": engine.rear_knock_offset,
+        "WHEEL_RATIO": wheel_ratio,
+        "DRIVELINE_EFFICIENCY": engine.driveline_efficiency,
+        "ENGINE_INERTIA": engine.engine_inertia,
+        "WHEEL_INERTIA": engine.wheel_inertia,
+        "DRUM_INERTIA": dyno.inertia,
+        "DRUM_RADIUS": dyno.radius,
+        "BEARING_TORQUE": dyno.bearing_torque,
+        "WINDAGE": dyno.windage_coefficient,
+        "ROLLING_FORCE": dyno.tyre_rolling_force,
+        "ABSORBER_MAX": dyno.absorber_max_torque,
+        "ABSORBER_KNEE": dyno.absorber_knee_speed,
+        "SLIP_STIFFNESS": engine.tyre_slip_stiffness if tyre_slip else 0.0,
+        "DELAY_VOLUME_RATIO": engine.exhaust_delay_volume
+        / engine.cylinder_volume,
+        "SENSOR_TIME_CONSTANT": sensor_tau,
+        "SENSOR_READY_S": ready,
+        "ECU_INJECTOR_FLOW": flow,
+        "ECU_DEAD_TIME": dead,
+        "HAS_SPARK_TABLE": float(ecu.spark is not None),
+        "AE_ON": float(features.accel_enrichment),
+        "AE_THRESHOLD": features.accel_threshold,
+        "AE_GAIN": features.accel_gain,
+        "AE_LIMIT": features.accel_limit,
+        "AE_DECAY": features.accel_decay,
+        "DC_ON": float(features.decel_fuel_cut),
+        "DC_THRESHOLD": features.decel_threshold,
+        "DC_GAIN": features.decel_gain,
+        "DC_DECAY": features.decel_decay,
+        "DC_CUT_RPM": features.decel_cut_rpm,
+        "CLOSED_THROTTLE": features.closed_throttle,
+        "CL_ON": float(features.closed_loop),
+        "CL_WINDOW": features.closed_loop_window,
+        "CL_MAX_MAP": features.closed_loop_max_map,
+        "CL_MAX_RPM": features.closed_loop_max_rpm,
+        "CL_MIN_COOLANT": features.closed_loop_min_coolant,
+        "CL_GAIN": features.closed_loop_gain,
+        "CL_LIMIT": features.closed_loop_limit,
+        "AD_ON": float(features.adaptive),
+        "AD_TIME_CONSTANT": features.adaptive_time_constant,
+        "AD_LIMIT": features.adaptive_limit,
+        "KR_ON": float(features.knock_retard),
+        "KR_STEP": features.knock_step,
+        "KR_RECOVERY": features.knock_recovery,
+        "KR_MAX": features.knock_max_retard,
+        "RL_ON": float(features.rev_limiter),
+        "RL_RPM": features.rev_limit_rpm,
+        "RL_HYSTERESIS": features.rev_limit_hysteresis,
+        "HOLD_GAIN": _HOLD_GAIN,
+    }
+    return values
 
 
-_TRACE_NAMES = (
-    "rpm", "map", "drum_omega", "drum_alpha", "ve_ecu_front",
-    "ve_ecu_rear", "afr_target", "ve_true_front", "ve_true_rear",
-    "lambda_front", "lambda_rear", "torque", "spark",
-    "absorber_torque", "drum_loss_torque",
-)  # fmt: skip
+def _run_parameters(step, engine, dyno, weather, step_s):
+    """Return (slot values, throttle per step, gear) of one plan step."""
+    from dynoai_lab.sim import kernel
 
-
-def _integrate(sweep: Sweep, p: _Plant, ecu_tables, true_tables, step_s):
-    """Integrate one sweep by explicit Euler; return per-step traces.
-
-    The drum angular speed advances as ``omega += alpha * dt``; MAP
-    follows its static value through the exact discrete first-order
-    lag ``map += (1 - exp(-dt/tau)) (map_static - map)``. Outputs at
-    step k are computed from the state at step k, before the update.
-    """
     rad_per_rpm = 2.0 * math.pi / 60.0
-    omega = sweep.start_rpm * rad_per_rpm / p.engine_ratio
-    map_kpa = _static_map(sweep.throttle, sweep.start_rpm, p)
-    if sweep.rpm_rate is None:
-        sweep_alpha = math.inf
-    else:
-        sweep_alpha = sweep.rpm_rate * rad_per_rpm / p.engine_ratio
-    settle_steps = int(round(sweep.settle_s / step_s))
-    max_steps = settle_steps + int(math.ceil(sweep.duration_limit() / step_s))
-    stall_steps = int(round(_STALL_TIME_S / step_s))
-    min_alpha = _STALL_RPM_RATE * rad_per_rpm / p.engine_ratio
-
-    traces = {name: [] for name in _TRACE_NAMES}
-    slow_steps = 0
-    for k in range(max_steps + 1):
-        rpm = omega * p.engine_ratio / rad_per_rpm
-        state = _engine_state(rpm, map_kpa, p, ecu_tables, true_tables)
-        alpha_target = 0.0 if k < settle_steps else sweep_alpha
-        alpha, absorber, drum_loss, _ = _drum_step(
-            state[7], omega, alpha_target, p
+    gear = getattr(step, "gear", None)
+    if gear is None and not isinstance(step, Sweep):
+        gear = default_gear(engine)
+    engine_ratio = (
+        dyno.radius / engine.tyre_radius * engine.overall_ratio(gear)
+    )
+    values = {
+        "STEP": step_s,
+        "ENGINE_RATIO": engine_ratio,
+        "SWEEP_ALPHA": 0.0,
+        "SETTLE_STEPS": 0,
+        "STALL_STEPS": int(round(_STALL_TIME_S / step_s)),
+        "MIN_ALPHA": _STALL_RPM_RATE * rad_per_rpm / engine_ratio,
+        "END_RPM": 0.0,
+        "HOLD_OMEGA": 0.0,
+        "LOAD_TORQUE": 0.0,
+        "END_OMEGA": 0.0,
+    }
+    if isinstance(step, Sweep):
+        settle = int(round(step.settle_s / step_s))
+        duration = int(math.ceil(step.duration_limit() / step_s))
+        alpha = math.inf
+        if step.rpm_rate is not None:
+            alpha = step.rpm_rate * rad_per_rpm / engine_ratio
+        values.update(
+            MODE=kernel.MODE_SWEEP,
+            START_RPM=step.start_rpm,
+            END_RPM=step.end_rpm,
+            SWEEP_ALPHA=alpha,
+            SETTLE_STEPS=settle,
+            MAX_STEPS=settle + duration,
         )
-        for name, value in zip(
-            _TRACE_NAMES,
-            (rpm, map_kpa, omega, alpha, *state, absorber, drum_loss),
-            strict=True,
-        ):
-            traces[name].append(value)
-
-        if k >= settle_steps:
-            if rpm >= sweep.end_rpm:
-                break
-            slow_steps = slow_steps + 1 if alpha < min_alpha else 0
-            if slow_steps >= stall_steps:
-                logger.info(
-                    "sweep at %.0f %% throttle stalled at %.0f rpm",
-                    sweep.throttle,
-                    rpm,
+        throttle = np.full(settle + duration + 1, step.throttle)
+    elif isinstance(step, SteadyState):
+        steps = int(round((step.settle_s + step.hold_s) / step_s))
+        position = step.throttle
+        if position is None:
+            position = float(
+                throttle_for_map(
+                    engine, step.rpm, step.map_kpa, weather.pressure
                 )
-                break
-
-        # Advance the state to the next step.
-        tau = p.manifold_volume / p.displacement * 120.0 / max(rpm, 100.0)
-        target = _static_map(sweep.throttle, rpm, p)
-        map_kpa += (1.0 - math.exp(-step_s / tau)) * (target - map_kpa)
-        omega = max(omega + alpha * step_s, 0.0)
-    else:
-        logger.info(
-            "sweep at %.0f %% throttle reached its time limit at %.0f rpm",
-            sweep.throttle,
-            rpm,
+            )
+            if not math.isfinite(position):
+                raise ValueError(
+                    f"MAP {step.map_kpa} kPa cannot be held at "
+                    f"{step.rpm} rpm and {weather.pressure} kPa "
+                    "barometric pressure; see sim.reachable_cells"
+                )
+        values.update(
+            MODE=kernel.MODE_HOLD,
+            START_RPM=step.rpm,
+            HOLD_OMEGA=step.rpm * rad_per_rpm / engine_ratio,
+            MAX_STEPS=steps,
         )
-    return {name: np.asarray(v) for name, v in traces.items()}
+        throttle = np.full(steps + 1, position)
+    elif isinstance(step, StepThrottle):
+        steps = int(round(step.duration_s / step_s))
+        t = np.arange(steps + 1) * step_s
+        ramp = max(step.ramp_s, step_s)
+        share = np.clip((t - step.step_at_s) / ramp, 0.0, 1.0)
+        throttle = step.start_throttle + share * (
+            step.end_throttle - step.start_throttle
+        )
+        values.update(
+            MODE=kernel.MODE_HOLD,
+            START_RPM=step.rpm,
+            HOLD_OMEGA=step.rpm * rad_per_rpm / engine_ratio,
+            MAX_STEPS=steps,
+        )
+    elif isinstance(step, CoastDown):
+        steps = int(math.ceil(step.max_duration_s / step_s))
+        values.update(
+            MODE=kernel.MODE_COAST,
+            START_RPM=engine.idle_rpm,
+            HOLD_OMEGA=step.start_speed / dyno.radius,
+            END_OMEGA=step.end_speed / dyno.radius,
+            MAX_STEPS=steps,
+        )
+        throttle = np.zeros(steps + 1)
+    else:
+        raise TypeError(
+            "plan steps must be Sweep, SteadyState, StepThrottle or "
+            f"CoastDown, got {type(step).__name__}"
+        )
+    return values, throttle, gear
+
+
+def _parameter_array(values):
+    from dynoai_lab.sim import kernel
+
+    p = np.full(kernel.N_PARAMETERS, np.nan)
+    for name, value in values.items():
+        p[kernel.PARAMETERS[name]] = value
+    missing = [n for n, k in kernel.PARAMETERS.items() if np.isnan(p[k])]
+    if missing:
+        raise RuntimeError(f"kernel parameters not set: {missing}")
+    return p
 
 
 # ---------------------------------------------------------------------------
@@ -482,7 +317,7 @@ def _integrate(sweep: Sweep, p: _Plant, ecu_tables, true_tables, step_s):
 
 def _variable(values, units, long_name, **attrs):
     attrs = {"units": units, "long_name": long_name, **attrs}
-    return ("time", np.asarray(values), attrs)
+    return ("time", values, attrs)
 
 
 def _wideband(values, cylinder):
@@ -496,147 +331,294 @@ def _wideband(values, cylinder):
     )
 
 
-def _build_log(traces, idx, time, afr, sweep, p, engine, weather, attrs):
+def _constant(value, n):
+    return np.full(n, float(value))
+
+
+def _build_log(trace, time, afr, values, engine, weather, attrs):
+    """Assemble the log Dataset from decimated traces."""
     n = time.size
-    log = xr.Dataset(
-        {
-            "engine_speed": _variable(
-                traces["rpm"][idx], "rpm", "engine speed"
-            ),
-            "manifold_pressure": _variable(
-                traces["map"][idx], "kPa", "manifold absolute pressure"
-            ),
-            "throttle_position": _variable(
-                np.full(n, sweep.throttle), "%", "throttle position"
-            ),
-            "drum_speed": _variable(
-                traces["drum_omega"][idx] * p.drum_radius,
-                "m/s",
-                "drum surface speed",
-            ),
-            "intake_air_temperature": _variable(
-                np.full(n, p.intake_c), "°C", "intake air temperature"
-            ),
-            "coolant_temperature": _variable(
-                np.full(n, engine.engine_temperature_c),
-                "°C",
-                "engine temperature",
-            ),
-            "afr_target": _variable(
-                traces["afr_target"][idx], "1", "air-fuel ratio target"
-            ),
-            "afr_front": _wideband(afr["front"], "front"),
-            "afr_rear": _wideband(afr["rear"], "rear"),
-            "ambient_pressure": _variable(
-                np.full(n, weather.pressure), "kPa", "barometric pressure"
-            ),
-            "ambient_temperature": _variable(
-                np.full(n, weather.temperature), "°C", "air temperature"
-            ),
-            "relative_humidity": _variable(
-                np.full(n, weather.relative_humidity),
-                "%",
-                "relative humidity",
-            ),
-            "ve_front": _variable(
-                traces["ve_ecu_front"][idx], "%", "ECU VE in use, front"
-            ),
-            "ve_rear": _variable(
-                traces["ve_ecu_rear"][idx], "%", "ECU VE in use, rear"
-            ),
-            "spark_advance_front": _variable(
-                traces["spark"][idx], "deg", "spark advance, front"
-            ),
-            "spark_advance_rear": _variable(
-                traces["spark"][idx], "deg", "spark advance, rear"
-            ),
-            "segment": _variable(
-                np.zeros(n, dtype=np.int64), "1", "sweep number in plan"
-            ),
-        },
-        coords={"time": ("time", time, {"units": "s", "long_name": "time"})},
-        attrs={"source_format": "simulated", **attrs},
+    data = {
+        "engine_speed": _variable(trace("rpm"), "rpm", "engine speed"),
+        "manifold_pressure": _variable(
+            trace("map"), "kPa", "manifold absolute pressure"
+        ),
+        "throttle_position": _variable(
+            trace("throttle"), "%", "throttle position"
+        ),
+        "drum_speed": _variable(
+            trace("drum_omega") * values["DRUM_RADIUS"],
+            "m/s",
+            "drum surface speed",
+        ),
+        "intake_air_temperature": _variable(
+            _constant(values["INTAKE_C"], n), "°C", "intake air temperature"
+        ),
+        "coolant_temperature": _variable(
+            _constant(engine.engine_temperature_c, n),
+            "°C",
+            "engine temperature",
+        ),
+        "afr_target": _variable(
+            trace("afr_target"), "1", "air-fuel ratio target"
+        ),
+        "afr_front": _wideband(afr["front"], "front"),
+        "afr_rear": _wideband(afr["rear"], "rear"),
+        "ambient_pressure": _variable(
+            _constant(weather.pressure, n), "kPa", "barometric pressure"
+        ),
+        "ambient_temperature": _variable(
+            _constant(weather.temperature, n), "°C", "air temperature"
+        ),
+        "relative_humidity": _variable(
+            _constant(weather.relative_humidity, n), "%", "relative humidity"
+        ),
+        "accel_enrichment": _variable(
+            trace("accel_enrichment"),
+            "1",
+            "acceleration enrichment (0 when inactive)",
+        ),
+        "decel_enleanment": _variable(
+            trace("decel_enleanment"),
+            "1",
+            "deceleration enleanment (0 when inactive)",
+        ),
+    }
+    for side in ("front", "rear"):
+        data[f"ve_{side}"] = _variable(
+            trace(f"ve_ecu_{side}"), "%", f"ECU VE in use, {side}"
+        )
+        data[f"spark_advance_{side}"] = _variable(
+            trace(f"spark_{side}"), "deg", f"spark advance, {side}"
+        )
+        data[f"knock_retard_{side}"] = _variable(
+            trace(f"retard_{side}"), "deg", f"knock retard, {side}"
+        )
+        data[f"closed_loop_trim_{side}"] = _variable(
+            trace(f"trim_{side}") * 100.0,
+            "%",
+            f"closed-loop integrator, {side}",
+        )
+        data[f"adaptive_fuel_factor_{side}"] = _variable(
+            trace(f"adaptive_{side}") * 100.0,
+            "%",
+            f"adaptive fuel factor, {side}",
+        )
+        data[f"injector_time_{side}"] = _variable(
+            trace(f"pulse_{side}"), "s", f"injector pulse width, {side}"
+        )
+    data["segment"] = _variable(
+        np.zeros(n, dtype=np.int64), "1", "step number in plan"
     )
-    return log
+    coords = {"time": ("time", time, {"units": "s", "long_name": "time"})}
+    return xr.Dataset(
+        data, coords=coords, attrs={"source_format": "simulated", **attrs}
+    )
 
 
-def _build_truth(traces, idx, time, delay, p, attrs):
-    omega_d = traces["drum_omega"][idx]
-    alpha_d = traces["drum_alpha"][idx]
-    torque = traces["torque"][idx]
-    absorber = traces["absorber_torque"][idx]
-    omega_e = omega_d * p.engine_ratio
+def _build_truth(trace, time, values, attrs):
+    """Assemble the truth Dataset from decimated traces."""
+    omega_d = trace("drum_omega")
+    alpha_d = trace("drum_alpha")
+    torque = trace("torque")
+    absorber = trace("absorber_torque")
+    engine_ratio = values["ENGINE_RATIO"]
+    omega_e = trace("rpm") * (math.pi / 30.0)
+    coupled = values["MODE"] != 3
+    engine_inertia_torque = (
+        values["ENGINE_INERTIA"] * alpha_d * engine_ratio * coupled
+    )
     wheel_power = (
-        p.driveline_efficiency
-        * (torque - p.engine_inertia * alpha_d * p.engine_ratio)
+        values["DRIVELINE_EFFICIENCY"]
+        * (torque - engine_inertia_torque)
         * omega_e
+        * coupled
     )
     drum_power = (
-        p.drum_inertia * alpha_d + traces["drum_loss_torque"][idx] + absorber
+        values["DRUM_INERTIA"] * alpha_d + trace("drum_loss_torque") + absorber
     ) * omega_d
     n = time.size
+    data = {
+        "transport_delay": _variable(
+            trace("delay"), "s", "exhaust transport delay to the wideband"
+        ),
+        "engine_torque": _variable(torque, "N m", "crankshaft brake torque"),
+        "wheel_power": _variable(
+            wheel_power, "W", "power at the rear axle after driveline losses"
+        ),
+        "drum_power": _variable(
+            drum_power, "W", "power through the tyre into the drum"
+        ),
+        "absorber_power": _variable(
+            absorber * omega_d, "W", "power taken by the eddy brake"
+        ),
+        "drum_loss_power": _variable(
+            trace("drum_loss_torque") * omega_d,
+            "W",
+            "drum bearing and windage power",
+        ),
+        "drum_acceleration": _variable(
+            alpha_d * values["DRUM_RADIUS"],
+            "m/s2",
+            "drum surface acceleration",
+        ),
+        "tyre_slip": _variable(trace("slip"), "1", "tyre slip on the drum"),
+        "tyre_force": _variable(
+            trace("tyre_force"), "N", "tyre force on the drum surface"
+        ),
+        "closed_loop_active": _variable(
+            trace("closed_loop"), "1", "ECU closed loop active"
+        ),
+        "segment": _variable(
+            np.zeros(n, dtype=np.int64), "1", "step number in plan"
+        ),
+    }
+    for side in ("front", "rear"):
+        data[f"true_ve_{side}"] = _variable(
+            trace(f"ve_true_{side}"), "%", f"true VE, {side}"
+        )
+        data[f"lambda_{side}"] = _variable(
+            trace(f"lambda_{side}"), "1", f"burned lambda, {side}"
+        )
+        data[f"sensor_lambda_{side}"] = _variable(
+            trace(f"sensor_{side}"),
+            "1",
+            f"wideband lambda before noise, {side}",
+        )
+        data[f"spark_advance_{side}"] = _variable(
+            trace(f"spark_{side}"), "deg", f"spark advance, {side}"
+        )
+        data[f"knock_intensity_{side}"] = _variable(
+            trace(f"knock_{side}"), "deg", f"spark beyond knock border, {side}"
+        )
+        data[f"wall_film_{side}"] = _variable(
+            trace(f"film_{side}"), "kg", f"fuel film on the port wall, {side}"
+        )
+    coords = {"time": ("time", time, {"units": "s", "long_name": "time"})}
     return xr.Dataset(
-        {
-            "true_ve_front": _variable(
-                traces["ve_true_front"][idx], "%", "true VE, front"
-            ),
-            "true_ve_rear": _variable(
-                traces["ve_true_rear"][idx], "%", "true VE, rear"
-            ),
-            "lambda_front": _variable(
-                traces["lambda_front"][idx], "1", "burned lambda, front"
-            ),
-            "lambda_rear": _variable(
-                traces["lambda_rear"][idx], "1", "burned lambda, rear"
-            ),
-            "transport_delay": _variable(
-                delay[idx], "s", "exhaust transport delay to the wideband"
-            ),
-            "engine_torque": _variable(
-                torque, "N m", "crankshaft brake torque"
-            ),
-            "wheel_power": _variable(
-                wheel_power,
-                "W",
-                "power at the rear axle after driveline losses",
-            ),
-            "drum_power": _variable(
-                drum_power,
-                "W",
-                "power through the tyre into the drum",
-            ),
-            "absorber_power": _variable(
-                absorber * omega_d, "W", "power taken by the eddy brake"
-            ),
-            "drum_acceleration": _variable(
-                alpha_d * p.drum_radius, "m/s2", "drum surface acceleration"
-            ),
-            "spark_advance_front": _variable(
-                traces["spark"][idx], "deg", "spark advance, front"
-            ),
-            "spark_advance_rear": _variable(
-                traces["spark"][idx], "deg", "spark advance, rear"
-            ),
-            "segment": _variable(
-                np.zeros(n, dtype=np.int64), "1", "sweep number in plan"
-            ),
-        },
-        coords={"time": ("time", time, {"units": "s", "long_name": "time"})},
-        attrs={"source_format": "simulated", **attrs},
+        data, coords=coords, attrs={"source_format": "simulated", **attrs}
     )
 
 
-def _true_tables_from(true_ve):
-    if true_ve is None:
+# ---------------------------------------------------------------------------
+# Simulation
+# ---------------------------------------------------------------------------
+
+
+def _resolve_sensor(sensor):
+    if sensor is True:
+        return WidebandSensor()
+    if sensor is False or sensor is None:
         return None
-    front, rear = true_ve
-    return (_table_from_dataarray(front), _table_from_dataarray(rear))
+    if not isinstance(sensor, WidebandSensor):
+        raise TypeError(
+            "sensor must be True, False or a WidebandSensor, got "
+            f"{type(sensor).__name__}"
+        )
+    return sensor
+
+
+def _decimation(sample_rate_hz, step_s):
+    decimation = 1.0 / (sample_rate_hz * step_s)
+    if decimation < 1.0 or abs(decimation - round(decimation)) > 1e-9:
+        raise ValueError(
+            f"1 / (sample_rate_hz * step_s) must be a whole number >= 1, "
+            f"got {decimation:.6g} for {sample_rate_hz} Hz and "
+            f"{step_s} s"
+        )
+    return int(round(decimation))
+
+
+def _simulate_step(
+    engine,
+    ecu,
+    step,
+    *,
+    dyno,
+    weather,
+    seed,
+    sample_rate_hz,
+    step_s,
+    sensor,
+    true_ve,
+    tyre_slip,
+    time_offset,
+    adaptive,
+):
+    """Run one plan step; return (log, truth, final adaptive factors)."""
+    from dynoai_lab.sim import kernel
+
+    decimation = _decimation(sample_rate_hz, step_s)
+    values = _plant_parameters(engine, ecu, dyno, weather, sensor, tyre_slip)
+    run, throttle, gear = _run_parameters(step, engine, dyno, weather, step_s)
+    values.update(run)
+    values.update(
+        TIME_OFFSET=time_offset,
+        ADAPT_FRONT=adaptive[0],
+        ADAPT_REAR=adaptive[1],
+    )
+    traces, steps = kernel.integrate(
+        _parameter_array(values), throttle, _tables(ecu, engine, true_ve)
+    )
+    idx = np.arange(0, steps, decimation)
+    time = idx * step_s
+
+    def trace(name):
+        return traces[kernel.TRACES[name], idx]
+
+    rng = np.random.default_rng(seed)
+    afr = {}
+    for side in ("front", "rear"):
+        if sensor is None:
+            afr[side] = trace(f"lambda_{side}") * 14.7
+        else:
+            reading = sensor.read(
+                trace(f"sensor_{side}"), rng, time=time + time_offset
+            )
+            afr[side] = reading * sensor.stoichiometric_afr
+
+    attrs = {
+        "engine": engine.name,
+        "dyno": dyno.name,
+        "seed": int(seed),
+        "drum_inertia": dyno.inertia,
+        "drum_inertia_units": "kg m2",
+        "drum_radius": dyno.radius,
+        "drum_radius_units": "m",
+        "gear": int(gear or len(engine.gear_ratios)),
+        "overall_ratio": engine.overall_ratio(gear),
+        "tyre_radius": engine.tyre_radius,
+        "sample_rate_hz": float(sample_rate_hz),
+        "step_s": float(step_s),
+        "plan_step": type(step).__name__,
+    }
+    log = _build_log(trace, time, afr, values, engine, weather, attrs)
+    truth = _build_truth(trace, time, values, attrs)
+    last = traces[:, steps - 1]
+    final_adaptive = (
+        float(last[kernel.TRACES["adaptive_front"]])
+        if ecu.features.adaptive
+        else 0.0,
+        float(last[kernel.TRACES["adaptive_rear"]])
+        if ecu.features.adaptive
+        else 0.0,
+    )
+    return log, truth, final_adaptive
+
+
+def _pace(started, simulated_s, realtime):
+    """Sleep until `simulated_s` of wall time has passed since start."""
+    if not realtime:
+        return
+    remaining = simulated_s - (wall_clock.perf_counter() - started)
+    if remaining > 0:
+        wall_clock.sleep(remaining)
 
 
 def simulate_pull(
     engine,
     ecu: ECU,
-    sweep: Sweep,
+    sweep,
     *,
     dyno: DrumDyno | None = None,
     weather: Weather | None = None,
@@ -645,17 +627,19 @@ def simulate_pull(
     step_s: float = 0.001,
     sensor: bool | WidebandSensor = True,
     true_ve=None,
+    tyre_slip: bool = False,
+    realtime: bool = False,
 ):
-    """Simulate one dyno sweep and return the log and the truth.
+    """Simulate one plan step and return the log and the truth.
 
     Parameters
     ----------
     engine : Engine or str
         Engine parameter set, or its name.
     ecu : ECU
-        The ECU whose tables fuel the engine.
-    sweep : Sweep
-        Throttle, speed range and sweep rate.
+        The ECU whose tables and features fuel the engine.
+    sweep : Sweep, SteadyState, StepThrottle or CoastDown
+        The plan step to run.
     dyno : DrumDyno, optional
         Defaults to the ``"dynojet-250i-motorcycle"`` preset.
     weather : Weather, optional
@@ -675,75 +659,53 @@ def simulate_pull(
     true_ve : (DataArray, DataArray), optional
         Front and rear true VE tables [%] replacing the engine's own
         surface, for example the ECU's tables to make them exact.
+    tyre_slip : bool
+        Let the tyre slip on the drum in proportion to its force.
+    realtime : bool
+        Return no sooner than the simulated time has passed on the wall
+        clock, for live displays.
 
     Returns
     -------
     log : xarray.Dataset
         Canonical log channels on ``time`` [s] from 0.
     truth : xarray.Dataset
-        True VE, burned lambda, transport delay, engine torque and
-        powers on the same ``time``.
+        True VE, burned lambda, transport delay, knock, engine torque
+        and powers on the same ``time``.
     """
+    started = wall_clock.perf_counter()
     if isinstance(engine, str):
         engine = engines.get_engine(engine)
-    dyno = get_dyno() if dyno is None else dyno
-    weather = Weather() if weather is None else weather
-    if sensor is True:
-        sensor = WidebandSensor()
-    decimation = 1.0 / (sample_rate_hz * step_s)
-    if decimation < 1.0 or abs(decimation - round(decimation)) > 1e-9:
-        raise ValueError(
-            f"1 / (sample_rate_hz * step_s) must be a whole number >= 1, "
-            f"got {decimation:.6g} for {sample_rate_hz} Hz and "
-            f"{step_s} s"
-        )
-    decimation = int(round(decimation))
-
-    plant = _plant(engine, ecu, dyno, weather, sweep.gear)
-    ecu_tables = tuple(
-        _table_from_dataarray(t)
-        for t in (ecu.ve_front, ecu.ve_rear, ecu.afr_target)
-    ) + (None if ecu.spark is None else _table_from_dataarray(ecu.spark),)
-    true_tables = _true_tables_from(true_ve) or _true_ve_tables(engine)
-    traces = _integrate(sweep, plant, ecu_tables, true_tables, step_s)
-
-    step_time = np.arange(traces["rpm"].size) * step_s
-    delay = transport_delay(engine, traces["rpm"], traces["map"])
-    idx = np.arange(0, step_time.size, decimation)
-    time = idx * step_s
-    rng = np.random.default_rng(seed)
-    afr = {}
-    for side in ("front", "rear"):
-        lam = traces[f"lambda_{side}"]
-        if sensor:
-            at_sensor = sensor.respond(step_time, lam, delay, step_s)
-            afr[side] = sensor.read(at_sensor[idx], rng) * 14.7
-        else:
-            afr[side] = lam[idx] * 14.7
-
-    attrs = {
-        "engine": engine.name,
-        "dyno": dyno.name,
-        "seed": int(seed),
-        "drum_inertia": dyno.inertia,
-        "drum_inertia_units": "kg m2",
-        "drum_radius": dyno.radius,
-        "drum_radius_units": "m",
-        "gear": int(sweep.gear or len(engine.gear_ratios)),
-        "overall_ratio": engine.overall_ratio(sweep.gear),
-        "tyre_radius": engine.tyre_radius,
-        "sample_rate_hz": float(sample_rate_hz),
-        "step_s": float(step_s),
-    }
-    log = _build_log(
-        traces, idx, time, afr, sweep, plant, engine, weather, attrs
+    log, truth, _ = _simulate_step(
+        engine,
+        ecu,
+        sweep,
+        dyno=get_dyno() if dyno is None else dyno,
+        weather=Weather() if weather is None else weather,
+        seed=seed,
+        sample_rate_hz=sample_rate_hz,
+        step_s=step_s,
+        sensor=_resolve_sensor(sensor),
+        true_ve=true_ve,
+        tyre_slip=tyre_slip,
+        time_offset=0.0,
+        adaptive=(0.0, 0.0),
     )
-    truth = _build_truth(traces, idx, time, delay, plant, attrs)
+    _pace(started, float(log["time"].values[-1]), realtime)
     return log, truth
 
 
-def simulate_plan(engine, ecu: ECU, plan, *, seed: int = 0, **kwargs):
-    """Simulate a list of sweeps into one log and one truth.
+def simulate_plan(
+    engine,
+    ecu: ECU,
+    plan,
+    *,
+    seed: int = 0,
+    realtime: bool = False,
+    on_step=None,
+    **kwargs,
+):
+    """Simulate a list of plan steps into one log and one truth.
 
     Parameters
     ----------
@@ -751,33 +713,69 @@ def simulate_plan(engine, ecu: ECU, plan, *, seed: int = 0, **kwargs):
         Engine parameter set, or its name.
     ecu : ECU
         The ECU whose tables fuel the engine.
-    plan : sequence of Sweep
-        Sweeps in order.
+    plan : sequence of Sweep, SteadyState, StepThrottle, CoastDown
+        Steps in order.
     seed : int
-        Seed from which every sweep's noise seed is derived.
+        Seed from which every step's noise seed is derived.
+    realtime : bool
+        Pace each step to the wall clock, for live displays.
+    on_step : callable, optional
+        Called as ``on_step(number, log, truth)`` after each step, for
+        example to update a live plot.
     **kwargs
-        Passed to :func:`simulate_pull`.
+        ``dyno``, ``weather``, ``sample_rate_hz``, ``step_s``,
+        ``sensor``, ``true_ve`` and ``tyre_slip`` of
+        :func:`simulate_pull`.
 
     Returns
     -------
     log, truth : xarray.Dataset
-        Sweeps joined on one continuous ``time`` axis [s], each sample
-        one sample period after the last of the previous sweep, with the
-        sweep index in the ``segment`` variable. Engine speed jumps
-        between segments because roll-off and coast-down are not
-        simulated.
+        Steps joined on one continuous ``time`` axis [s], each sample
+        one sample period after the last of the previous step, with the
+        step index in the ``segment`` variable. Engine speed jumps
+        between segments because the roll-off between them is not
+        simulated. ECU adaptive fuel factors carry over from step to
+        step; the sensor warm-up counts from the start of the plan.
     """
     plan = list(plan)
     if not plan:
-        raise ValueError("plan is empty; pass at least one Sweep")
+        raise ValueError("plan is empty; pass at least one plan step")
+    if isinstance(engine, str):
+        engine = engines.get_engine(engine)
+    unknown = set(kwargs) - {
+        "dyno",
+        "weather",
+        "sample_rate_hz",
+        "step_s",
+        "sensor",
+        "true_ve",
+        "tyre_slip",
+    }
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+    options = {
+        "dyno": kwargs.get("dyno") or get_dyno(),
+        "weather": kwargs.get("weather") or Weather(),
+        "sample_rate_hz": kwargs.get("sample_rate_hz", 50.0),
+        "step_s": kwargs.get("step_s", 0.001),
+        "sensor": _resolve_sensor(kwargs.get("sensor", True)),
+        "true_ve": kwargs.get("true_ve"),
+        "tyre_slip": kwargs.get("tyre_slip", False),
+    }
     seeds = np.random.SeedSequence(seed).generate_state(len(plan))
     logs, truths = [], []
     offset = 0.0
-    for number, (sweep, child_seed) in enumerate(
-        zip(plan, seeds, strict=True)
-    ):
-        log, truth = simulate_pull(
-            engine, ecu, sweep, seed=int(child_seed), **kwargs
+    adaptive = (0.0, 0.0)
+    started = wall_clock.perf_counter()
+    for number, (step, child_seed) in enumerate(zip(plan, seeds, strict=True)):
+        log, truth, adaptive = _simulate_step(
+            engine,
+            ecu,
+            step,
+            seed=int(child_seed),
+            time_offset=offset,
+            adaptive=adaptive,
+            **options,
         )
         period = 1.0 / log.attrs["sample_rate_hz"]
         for ds in (log, truth):
@@ -787,36 +785,27 @@ def simulate_plan(engine, ecu: ECU, plan, *, seed: int = 0, **kwargs):
         offset = float(log["time"].values[-1]) + period
         logs.append(log)
         truths.append(truth)
+        _pace(started, offset, realtime)
+        if on_step is not None:
+            on_step(number, log, truth)
 
-    log = xr.concat(logs, dim="time", combine_attrs="override")
-    truth = xr.concat(truths, dim="time", combine_attrs="override")
+    if len(plan) == 1:
+        log, truth = logs[0], truths[0]
+    else:
+        log = xr.concat(logs, dim="time", combine_attrs="override")
+        truth = xr.concat(truths, dim="time", combine_attrs="override")
     for ds in (log, truth):
         ds.attrs["seed"] = int(seed)
         ds.attrs["n_segments"] = len(plan)
         ds.attrs.pop("gear", None)
         ds.attrs.pop("overall_ratio", None)
+        ds.attrs.pop("plan_step", None)
     return log, truth
 
 
-def wot_sweep(engine: engines.Engine, gear: int | None = None) -> Sweep:
-    """Build a wide-open-throttle inertia pull over the usable rpm range.
-
-    Parameters
-    ----------
-    engine : Engine
-        Engine parameter set.
-    gear : int or None
-        Gear, 1-based; None for top gear, as a dyno operator runs a
-        power pull.
-
-    Returns
-    -------
-    Sweep
-        From 1000 rpm above idle to 200 rpm below the rev limit.
-    """
-    return Sweep(
-        throttle=100.0,
-        start_rpm=engine.idle_rpm + 1000.0,
-        end_rpm=engine.rev_limit_rpm - 200.0,
-        gear=gear,
-    )
+def plan_summary(plan) -> list[dict]:
+    """Return a plan's steps as JSON-ready dicts with their type names."""
+    return [
+        {"type": type(step).__name__, **dataclasses.asdict(step)}
+        for step in plan
+    ]

@@ -4,8 +4,9 @@ A wideband reading lags the cylinder it watches in two ways. Exhaust gas
 needs time to travel from the exhaust valve to the sensor, a transport
 delay that shrinks as exhaust flow grows, and the sensor and its
 controller smooth the signal with roughly a first-order lag. On top sit
-measurement noise of about 1 % of lambda and the controller's output
-range.
+measurement noise of about 1 % of lambda, an optional fixed bias, the
+controller's output range, and a warm-up during which the controller
+reports 0 or its rail value.
 
 :func:`transport_delay` is the same model analysis code can use to
 shift logged AFR back onto the engine state that produced it.
@@ -105,26 +106,32 @@ def exhaust_transport_delay(rpm, map_kpa, volume_ratio=3.2) -> np.ndarray:
 
 
 def delayed_signal(time, signal, delay) -> np.ndarray:
-    """Return `signal` as seen `delay` seconds late.
+    """Return `signal` as a sensor sees it after a transport delay.
 
     Parameters
     ----------
     time : array_like
         Increasing sample times [s].
     signal : array_like
-        Values at `time`.
+        Values at `time`, as the gas leaves the cylinder.
     delay : array_like
-        Delay at each sample [s], may vary.
+        Delay of the gas that leaves at each sample [s], may vary.
 
     Returns
     -------
     numpy.ndarray
-        :math:`x(t - t_d(t))` by linear interpolation; before the first
-        sample the first value is held.
+        Gas that leaves at :math:`t` arrives at :math:`a(t) = t +
+        t_d(t)`; the output at time :math:`s` is the signal of the gas
+        arriving then, by linear interpolation over the arrival times.
+        Arrival times are made non-decreasing (later gas cannot
+        overtake earlier gas), and before the first arrival the first
+        value is held. This is the inverse of the shift that
+        :func:`dynoai_lab.analysis.wideband.align_to_operating_point`
+        applies with the same delay.
     """
     time = np.asarray(time, float)
-    source_time = time - np.asarray(delay, float)
-    return np.interp(source_time, time, np.asarray(signal, float))
+    arrival = np.maximum.accumulate(time + np.asarray(delay, float))
+    return np.interp(time, arrival, np.asarray(signal, float))
 
 
 def first_order_lag(signal, step, time_constant) -> np.ndarray:
@@ -175,6 +182,16 @@ class WidebandSensor:
         LC-2 at AFR 22.39 (lambda 1.52); 1.6 is used here.
     stoichiometric_afr : float
         AFR the controller reports for lambda 1 [1].
+    warmup_s : float
+        Time from the start of a plan during which the heater warms the
+        sensor and the controller reports no measurement [s]; real
+        controllers take about 10 to 30 s. 0 for a sensor already warm.
+    warmup_reading : {"zero", "rail"}
+        What the controller reports during warm-up: 0, or its lean rail
+        `lambda_max`.
+    bias : float
+        Fixed relative error of the reading [1], for example 0.01 for a
+        sensor that reads 1 % lean (a ground offset or a worn cell).
     """
 
     time_constant: float = 0.1
@@ -182,6 +199,26 @@ class WidebandSensor:
     lambda_min: float = 0.65
     lambda_max: float = 1.6
     stoichiometric_afr: float = 14.7
+    warmup_s: float = 0.0
+    warmup_reading: str = "zero"
+    bias: float = 0.0
+
+    def __post_init__(self):
+        if self.warmup_reading not in ("zero", "rail"):
+            raise ValueError(
+                "warmup_reading must be 'zero' or 'rail', got "
+                f"{self.warmup_reading!r}"
+            )
+        if self.time_constant < 0.0 or self.warmup_s < 0.0:
+            raise ValueError(
+                "time_constant and warmup_s must be >= 0 s, got "
+                f"{self.time_constant!r} and {self.warmup_s!r}"
+            )
+        if not -0.2 < self.bias < 0.2:
+            raise ValueError(
+                f"bias must be a fraction between -0.2 and 0.2, got "
+                f"{self.bias!r}; 0.01 reads 1 % lean"
+            )
 
     def respond(self, time, lambda_actual, delay, step) -> np.ndarray:
         """Apply transport delay and lag to burned lambda [1].
@@ -193,8 +230,26 @@ class WidebandSensor:
         seen = delayed_signal(time, lambda_actual, delay)
         return first_order_lag(seen, step, self.time_constant)
 
-    def read(self, lambda_sensor, rng: np.random.Generator) -> np.ndarray:
-        """Add Gaussian noise to lambda [1] and clip it to the range."""
+    def read(
+        self, lambda_sensor, rng: np.random.Generator, time=None
+    ) -> np.ndarray:
+        """Turn lambda at the sensor [1] into the controller's output [1].
+
+        Adds Gaussian noise of ``noise_fraction`` times lambda, applies
+        the bias, clips to the output range and, where `time` [s] from
+        the start of the plan is before ``warmup_s``, reports the
+        warm-up value instead. Draws one normal number per sample from
+        `rng`, warm-up or not, so the noise does not depend on it.
+        """
         lam = np.asarray(lambda_sensor, float)
         noise = rng.standard_normal(lam.shape) * self.noise_fraction * lam
-        return np.clip(lam + noise, self.lambda_min, self.lambda_max)
+        reading = np.clip(
+            (lam + noise) * (1.0 + self.bias),
+            self.lambda_min,
+            self.lambda_max,
+        )
+        if time is not None and self.warmup_s > 0.0:
+            cold = np.asarray(time, float) < self.warmup_s
+            value = 0.0 if self.warmup_reading == "zero" else self.lambda_max
+            reading = np.where(cold, value, reading)
+        return reading
