@@ -8,11 +8,13 @@
 """
 
 from dynoai_lab.analysis.pull import AnalysisError, analyze_pull
+from dynoai_lab.datasets import DEMO_LOG, DEMO_TUNE, bundled_path
 from dynoai_lab.health import health
 from dynoai_lab.io import read_log, read_tune, write_pvv
 from dynoai_lab.output import save_analysis, save_session
 from dynoai_lab.tables import (
     iteration_table,
+    notes_table,
     rejection_table,
     summary_table,
     wideband_table,
@@ -22,11 +24,15 @@ from dynoai_lab.tuning import TuningSession
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEMO_LOG",
+    "DEMO_TUNE",
     "AnalysisError",
+    "bundled_path",
     "TuningSession",
     "analyze_pull",
     "health",
     "iteration_table",
+    "notes_table",
     "read_log",
     "read_tune",
     "rejection_table",

@@ -12,17 +12,38 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
+
+from dynoai_lab import __version__
 
 logger = logging.getLogger("dynoai_lab")
 
-#: The bundled real pull and tune that the demo analyses.
-DEMO_LOG = "5TH GEAR.txt"
-DEMO_TUNE = "base.pvv"
+
+#: Weather correction standards the analysis knows.
+STANDARDS = ("SAE J1349", "SAE J607", "DIN 70020", "none")
+OUT_HELP = "folder for summary.json and the NetCDF results (created)"
 
 
 class CommandError(Exception):
     """An input problem reported as one line, exit status 2."""
+
+
+class _Subparsers:
+    """Add subcommands that share the common options and show defaults."""
+
+    def __init__(self, action, common):
+        self.action = action
+        self.common = common
+
+    def add_parser(self, name, **kwargs):
+        kwargs.setdefault("parents", [self.common])
+        kwargs.setdefault(
+            "formatter_class", argparse.ArgumentDefaultsHelpFormatter
+        )
+        if "help" in kwargs:
+            kwargs.setdefault("description", kwargs["help"])
+        return self.action.add_parser(name, **kwargs)
 
 
 def main(argv=None):
@@ -33,50 +54,108 @@ def main(argv=None):
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    warnings.showwarning = _log_warning
     try:
         return args.func(args) or 0
     except CommandError as error:
         print(f"dynoai-lab: error: {error}", file=sys.stderr)
         return 2
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        # RuntimeError: the netCDF library's errors (a full disk, say).
         message = str(error).strip().splitlines()
         text = message[0] if message else type(error).__name__
         print(f"dynoai-lab: error: {text}", file=sys.stderr)
         return 2
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    """Show a library warning as one log line, without source code."""
+    logger.warning("%s: %s", category.__name__, message)
+
+
 def _parser():
+    # -v is accepted before or after the command name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress",
+    )
     parser = argparse.ArgumentParser(
         prog="dynoai-lab",
         description="Tune VE tables on an inertia chassis dyno.",
+        parents=[common],
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log progress"
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.set_defaults(verbose=False)
+    sub = _Subparsers(
+        parser.add_subparsers(dest="command", required=True), common
+    )
 
     analyze = sub.add_parser("analyze", help="analyze a real or simulated log")
     analyze.add_argument("log", type=Path, help="log file (WinPEP 8 export)")
     analyze.add_argument("--tune", type=Path, help="tune (.pvv) to correct")
-    analyze.add_argument("--out", type=Path, required=True, help="folder")
+    analyze.add_argument("--out", type=Path, required=True, help=OUT_HELP)
     analyze.add_argument(
         "--wideband", help="wideband variable to use, e.g. afr_lc2"
     )
     analyze.add_argument(
         "--standard",
         default="SAE J1349",
-        help="weather correction standard (default SAE J1349)",
+        help="weather correction standard: " + ", ".join(STANDARDS),
     )
     analyze.set_defaults(func=cmd_analyze)
 
     tune = sub.add_parser("tune", help="closed-loop tuning on the simulator")
-    tune.add_argument("--engine", required=True, help="engine set name")
-    tune.add_argument("--seed", type=int, default=0, help="random seed")
     tune.add_argument(
-        "--iterations", type=int, default=4, help="maximum pulls"
+        "--engine",
+        required=True,
+        help="engine parameter set (dynoai-lab engines lists them)",
     )
-    tune.add_argument("--out", type=Path, required=True, help="folder")
+    tune.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
+    tune.add_argument(
+        "--iterations", type=int, default=4, help="maximum pulls, >= 1"
+    )
+    tune.add_argument("--out", type=Path, required=True, help=OUT_HELP)
     tune.set_defaults(func=cmd_tune)
+
+    simulate = sub.add_parser(
+        "simulate", help="run a test plan on the virtual dyno"
+    )
+    simulate.add_argument("--engine", required=True, help="engine set name")
+    simulate.add_argument(
+        "--plan",
+        default="wot",
+        help="plan name: wot, part-throttle, covering, steady-state, "
+        "step or coast-down",
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="random seed")
+    simulate.add_argument("--out", type=Path, required=True, help=OUT_HELP)
+    simulate.add_argument(
+        "--dyno", default="dynojet-250i-motorcycle", help="dyno preset name"
+    )
+    simulate.add_argument(
+        "--pressure", type=float, default=101.325, help="barometer [kPa]"
+    )
+    simulate.add_argument(
+        "--temperature", type=float, default=25.0, help="air [°C]"
+    )
+    simulate.add_argument(
+        "--humidity", type=float, default=0.0, help="relative humidity [%%]"
+    )
+    simulate.add_argument(
+        "--ve-error",
+        action="store_true",
+        help="start the ECU's VE 8 to 15 %% off the truth",
+    )
+    simulate.add_argument(
+        "--sample-rate", type=float, default=50.0, help="log rate [Hz]"
+    )
+    simulate.set_defaults(func=cmd_simulate)
 
     engines = sub.add_parser("engines", help="list engine parameter sets")
     engines.add_argument("--json", action="store_true", help="JSON output")
@@ -107,7 +186,12 @@ def _parser():
     inspect.set_defaults(func=cmd_inspect)
 
     demo = sub.add_parser("demo", help="run the main job into reports/")
-    demo.add_argument("--out", type=Path, default=Path("reports"))
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="folder for the executed notebooks and HTML reports",
+    )
     demo.add_argument(
         "--data",
         type=Path,
@@ -126,6 +210,12 @@ def cmd_analyze(args):
     _require_file(args.log, "log")
     if args.tune is not None:
         _require_file(args.tune, "tune")
+    _require_output_folder(args.out)
+    if args.standard not in STANDARDS:
+        raise CommandError(
+            f"--standard {args.standard!r} is not supported; use one of "
+            + ", ".join(repr(name) for name in STANDARDS)
+        )
     log = dl.read_log(args.log)
     tune = dl.read_tune(args.tune) if args.tune is not None else None
     try:
@@ -133,7 +223,10 @@ def cmd_analyze(args):
             log, tune, wideband=args.wideband, standard=args.standard
         )
     except ValueError as error:
-        raise CommandError(f"{args.log}: {error}") from None
+        message = str(error)
+        if str(args.log) not in message:
+            message = f"{args.log}: {message}"
+        raise CommandError(message) from None
 
     out = args.out
     summary = save_analysis(
@@ -144,6 +237,7 @@ def cmd_analyze(args):
             "log": str(args.log),
             "tune": None if args.tune is None else str(args.tune),
         },
+        inputs=[args.log, args.tune],
     )
     _print_headline(summary, out)
     return 0
@@ -156,6 +250,15 @@ def cmd_tune(args):
     from dynoai_lab.output import save_session
     from dynoai_lab.tuning import START_VE_ERROR, TuningSession
 
+    if args.seed < 0:
+        raise CommandError(
+            f"--seed must be a non-negative integer, got {args.seed}"
+        )
+    if args.iterations < 1:
+        raise CommandError(
+            f"--iterations must be at least 1, got {args.iterations}"
+        )
+    _require_output_folder(args.out)
     engine = sim.get_engine(args.engine)
     ecu = make_base_ecu(engine, ve_error=START_VE_ERROR, seed=args.seed)
     session = TuningSession(
@@ -171,6 +274,45 @@ def cmd_tune(args):
         )
     print(summary["stop_reason"])
     print(f"wrote {args.out / 'summary.json'}")
+    return 0
+
+
+def cmd_simulate(args):
+    """Run a plan on the virtual dyno; write log, truth and summary."""
+    from dynoai_lab import sim
+    from dynoai_lab.ecu import make_base_ecu
+    from dynoai_lab.output import write_json, write_netcdf
+    from dynoai_lab.tuning import START_VE_ERROR
+
+    engine = sim.get_engine(args.engine)
+    dyno = sim.get_dyno(args.dyno)
+    weather = sim.Weather(args.pressure, args.temperature, args.humidity)
+    ve_error = START_VE_ERROR if args.ve_error else None
+    ecu = make_base_ecu(engine, ve_error=ve_error, seed=args.seed)
+    plan = sim.named_plan(args.plan, engine, ecu, weather)
+    log, truth = sim.simulate_plan(
+        engine,
+        ecu,
+        plan,
+        seed=args.seed,
+        dyno=dyno,
+        weather=weather,
+        sample_rate_hz=args.sample_rate,
+    )
+    summary = sim.simulation_summary(log, truth)
+    summary.update(plan=args.plan, plan_steps=len(plan))
+    out = args.out
+    write_netcdf(log, out / "log.nc")
+    write_netcdf(truth, out / "truth.nc")
+    write_json(summary, out / "summary.json")
+    print(
+        f"{summary['samples']} samples, {summary['duration_s']:.1f} s; "
+        f"peak {summary['peak_power_hp']:.1f} hp at "
+        f"{summary['peak_power_rpm']} rpm, "
+        f"{summary['peak_torque_lbft']:.1f} lbf·ft at "
+        f"{summary['peak_torque_rpm']} rpm"
+    )
+    print(f"wrote {out / 'summary.json'}")
     return 0
 
 
@@ -314,9 +456,11 @@ def _inspect_lines(record):
 
 def cmd_demo(args):
     """Run the report notebooks on the bundled pull and a tuning session."""
+    from dynoai_lab.datasets import DATA_FOLDER, DEMO_LOG, DEMO_TUNE
     from dynoai_lab.report import run_report
 
-    data = args.data or _default_data_folder()
+    _require_output_folder(args.out)
+    data = args.data or DATA_FOLDER
     log_path = (data / DEMO_LOG).resolve()
     tune_path = (data / DEMO_TUNE).resolve()
     _require_file(log_path, "bundled log")
@@ -370,17 +514,32 @@ def cmd_demo(args):
     return 0
 
 
-def _default_data_folder():
-    here = Path.cwd() / "data"
-    if (here / DEMO_LOG).is_file():
-        return here
-    repo = Path(__file__).resolve().parents[1] / "data"
-    return repo
-
-
 def _require_file(path, what):
-    if not Path(path).is_file():
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{what} {path} is a folder; expected a file")
+    if path.exists() and not path.is_file():
+        raise CommandError(
+            f"{what} {path} is not a regular file (a pipe or device); "
+            "expected a file"
+        )
+    if not path.is_file():
         raise CommandError(f"{what} not found: {path}")
+
+
+def _require_output_folder(path):
+    """Reject an --out that cannot be a folder, before any work."""
+    if str(path).strip() in ("", "."):
+        raise CommandError(
+            f"--out {str(path)!r} is empty or the current folder; name a "
+            "folder for the results"
+        )
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise CommandError(
+                f"--out {path}: {parent} is a file; expected a folder"
+            )
 
 
 def _print_headline(summary, out):

@@ -36,13 +36,13 @@ def power_torque_figure(analysis, title="Power and torque"):
         order = np.argsort(rpm)
         fig.add_scatter(
             x=rpm[order],
-            y=ds["power_corrected"].values[order] / HP,
+            y=_json_safe(ds["power_corrected"].values[order] / HP),
             name="power [hp]",
             mode="lines",
         )
         fig.add_scatter(
             x=rpm[order],
-            y=ds["torque_corrected"].values[order] / LBF_FT,
+            y=_json_safe(ds["torque_corrected"].values[order] / LBF_FT),
             name="torque [lbf·ft]",
             mode="lines",
             secondary_y=True,
@@ -77,13 +77,17 @@ def lambda_figure(analysis, title="Lambda, measured and target"):
     ds = analysis.samples
     time = ds["time"].values
     fig = go.Figure()
-    fig.add_scatter(
-        x=time, y=ds["lambda_target"].values, name="target", mode="lines"
-    )
+    if "lambda_target" in ds:
+        fig.add_scatter(
+            x=time,
+            y=_json_safe(ds["lambda_target"].values),
+            name="target",
+            mode="lines",
+        )
     for cyl, sensor in analysis.sensors.items():
         fig.add_scatter(
             x=time,
-            y=ds[f"lambda_{cyl}"].values,
+            y=_json_safe(ds[f"lambda_{cyl}"].values),
             name=f"{cyl} ({sensor}, aligned)",
             mode="lines",
         )
@@ -146,8 +150,8 @@ def correction_heatmap(corrections, cylinder="front", variable="ratio"):
         go.Heatmap(
             x=[f"{v:g}" for v in load],
             y=[f"{v:g}" for v in rpm],
-            z=z,
-            customdata=hover,
+            z=_json_safe(z),
+            customdata=_json_safe(hover),
             colorscale="RdBu",
             zmid=0.0 if variable == "ratio" else None,
             colorbar={"title": label},
@@ -262,3 +266,15 @@ def truth_figure(log, truth, title="Simulated truth beside measurement"):
     fig.update_yaxes(title_text="lambda [1]", secondary_y=False)
     fig.update_yaxes(title_text="delay [s]", secondary_y=True)
     return fig
+
+
+def _json_safe(values):
+    """Return a nested list with NaN and infinities replaced by None.
+
+    Plotly draws None as a gap. A FigureWidget sends its data to the
+    browser as JSON, which has no NaN, so NaN would fail to serialise.
+    """
+    array = np.asarray(values, dtype=float)
+    cleaned = np.where(np.isfinite(array), array, np.nan).astype(object)
+    cleaned[~np.isfinite(array)] = None
+    return cleaned.tolist()

@@ -75,10 +75,34 @@ def test_estimate_drum_model_recovers_fit():
         power.estimate_drum_model([1.0], [0.1])
 
 
-def test_torque_zero_speed_is_nan():
-    torque = power.engine_torque([1000.0, 1000.0], [0.0, 60.0 / (2 * np.pi)])
+def test_torque_below_running_speed_is_nan():
+    torque = power.engine_torque([1000.0] * 3, [0.0, 1.0, 3000.0])
     assert np.isnan(torque[0])
-    assert torque[1] == pytest.approx(1000.0)
+    # 1 rpm is a logging glitch, not an engine: P / ω would be huge.
+    assert np.isnan(torque[1])
+    assert torque[2] == pytest.approx(1000.0 / (3000.0 * 2 * np.pi / 60))
+
+
+def test_short_gap_bridged():
+    t = np.arange(0, 4, 0.05)
+    v = 20.0 + 3.0 * t
+    v[40] = np.inf
+    v[41] = np.nan
+    with pytest.warns(power.PowerWarning, match="2 missing or non-finite"):
+        accel = power.drum_acceleration(t, v)
+    np.testing.assert_allclose(accel, 3.0, rtol=1e-9)
+
+
+def test_long_gap_splits_runs():
+    t = np.arange(0, 4, 0.05)
+    v = 20.0 + 3.0 * t
+    v[30:40] = np.nan
+    with pytest.warns(power.PowerWarning, match="1 gap"):
+        accel = power.drum_acceleration(t, v)
+    # Both sides of the gap keep their acceleration; the gap has none.
+    np.testing.assert_allclose(accel[:30], 3.0, rtol=1e-9)
+    np.testing.assert_allclose(accel[40:], 3.0, rtol=1e-9)
+    assert np.all(np.isnan(accel[30:40]))
 
 
 def test_real_pull_power_from_drum_speed(bundled):

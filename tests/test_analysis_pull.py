@@ -83,13 +83,76 @@ def test_correction_ratio_in_sane_range(real_pull):
     assert np.all((finite > 0.9) & (finite < 1.1))
 
 
-def test_missing_channels_raise():
+def test_missing_channels(real_pull):
     import xarray as xr
 
+    _, tune, _ = real_pull
     log = xr.Dataset(
         {"drum_speed": ("time", np.linspace(10, 20, 50))},
         coords={"time": np.arange(50) * 0.05},
         attrs={"source_file": "tiny.csv"},
     )
-    with pytest.raises(dl.AnalysisError, match="tiny.csv has no engine_speed"):
-        dl.analyze_pull(log)
+    # With a tune to correct, missing channels are an error naming them.
+    with pytest.raises(dl.AnalysisError, match="tiny.csv: VE analysis needs"):
+        dl.analyze_pull(log, tune)
+    # Without one, the analysis says what it could not do.
+    analysis = dl.analyze_pull(log)
+    notes = " ".join(analysis.notes)
+    assert "power not computed" in notes
+    assert "no lambda analysis" in notes
+    assert analysis.corrections is None
+
+
+def test_summary_reports_weather_inputs(real_pull):
+    _, _, analysis = real_pull
+    weather = analysis.summary()["weather"]
+    assert weather["pressure_kpa"] == pytest.approx(100.3, abs=0.01)
+    assert weather["temperature_c"] == pytest.approx(22.0, abs=0.01)
+    assert weather["logged_correction_factor"] == pytest.approx(0.985)
+    corrected = analysis.summary()["cells_corrected"]
+    with_data = analysis.summary()["cells_with_data"]
+    # Cells below the minimum weight have data but are not corrected.
+    assert 0 < corrected["front"] <= with_data["front"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda t: t.ve_front * 0.0, "outside 1.0..250.0"),
+        (lambda t: t.ve_front * 1e30, "outside 1.0..250.0"),
+        (lambda t: t.ve_front.isel(tps=slice(0, 1)), "at least 2 × 2"),
+        (
+            lambda t: t.ve_front.assign_coords(
+                rpm=t.ve_front["rpm"].values[::-1]
+            ),
+            "strictly increasing",
+        ),
+    ],
+)
+def test_implausible_tune_rejected(real_pull, change, expected):
+    from types import SimpleNamespace
+
+    log, tune, _ = real_pull
+    bad = SimpleNamespace(
+        ve_front=change(tune),
+        ve_rear=tune.ve_rear,
+        afr_target=tune.afr_target,
+        path="broken.pvv",
+    )
+    with pytest.raises(dl.AnalysisError, match=expected) as info:
+        dl.analyze_pull(log, bad)
+    assert "broken.pvv" in str(info.value)
+
+
+def test_afr_target_all_zero_rejected(real_pull):
+    from types import SimpleNamespace
+
+    log, tune, _ = real_pull
+    bad = SimpleNamespace(
+        ve_front=tune.ve_front,
+        ve_rear=tune.ve_rear,
+        afr_target=tune.afr_target * 0.0,
+        path="zero_afr.pvv",
+    )
+    with pytest.raises(dl.AnalysisError, match="outside 6.0..20.0"):
+        dl.analyze_pull(log, bad)

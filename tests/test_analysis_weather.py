@@ -51,7 +51,9 @@ def test_din_and_j607_standard_days():
 
 def test_implausible_factor_warns():
     # 60 kPa is a unit slip (for example inHg read as kPa).
-    with pytest.warns(weather.WeatherWarning, match="outside 0.9..1.09"):
+    with pytest.warns(
+        weather.WeatherWarning, match=r"60.0 kPa.*outside 0.9..1.09"
+    ):
         weather.sae_j1349(60.0, 20.0, 30.0)
 
 
@@ -71,3 +73,13 @@ def test_j1349_matches_winpep_factor(bundled):
     theirs = float(log["correction_factor"].median())
     assert theirs == pytest.approx(0.985, abs=1e-3)
     assert ours == pytest.approx(theirs, rel=0.005)
+
+
+def test_nonpositive_pressure_rejected():
+    with pytest.raises(ValueError, match="positive number of kPa"):
+        weather.sae_j1349(0.0, 20.0, 30.0)
+
+
+def test_fahrenheit_temperature_rejected():
+    with pytest.raises(ValueError, match="-60..70 °C"):
+        weather.sae_j1349(100.0, 95.0, 30.0)

@@ -129,3 +129,58 @@ def test_health_all_ok():
         "analysis",
         "io",
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["analyze", DATA, "--out", "OUT"], "is a folder; expected a file"),
+        (
+            ["analyze", DATA / "5TH GEAR.txt", "--out", "FILE"],
+            "is a file; expected a folder",
+        ),
+        (
+            ["analyze", DATA / "5TH GEAR.txt", "--standard", "EEC", "--out",
+             "OUT"],
+            "--standard 'EEC' is not supported",
+        ),
+        (
+            ["tune", "--engine", "m8-114", "--seed", "-1", "--out", "OUT"],
+            "--seed must be a non-negative integer, got -1",
+        ),
+        (
+            ["tune", "--engine", "m8-114", "--iterations", "0", "--out",
+             "OUT"],
+            "--iterations must be at least 1, got 0",
+        ),
+        (
+            ["analyze", DATA / "5TH GEAR.txt", "--out", ""],
+            "name a folder for the results",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_arguments_one_line(tmp_path, args, expected):
+    existing_file = tmp_path / "file.txt"
+    existing_file.write_text("keep me")
+    swap = {"OUT": tmp_path / "out", "FILE": existing_file}
+    result = run(*[swap.get(a, a) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert existing_file.read_text() == "keep me"
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_get_umask_permissions(tmp_path):
+    result = run("analyze", DATA / "5TH GEAR.txt", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    mode = (tmp_path / "out" / "summary.json").stat().st_mode & 0o777
+    # Files are created with 0o666 less the umask (0o022 by default).
+    assert mode & 0o044 == 0o044
+
+
+def test_version_flag():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("dynoai-lab ")

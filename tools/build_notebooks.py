@@ -46,8 +46,8 @@ REPORT_PULL = [
     ),
     code(
         """
-log_path = "../../data/5TH GEAR.txt"
-tune_path = "../../data/base.pvv"
+log_path = ""  # empty: the bundled real Harley pull
+tune_path = ""  # empty: the bundled base tune; None: no VE correction
 out_dir = ""
 wideband = None
 """,
@@ -56,10 +56,16 @@ wideband = None
     code("""
 from pathlib import Path
 
+import pandas as pd
+
 import dynoai_lab as dl
 from dynoai_lab import plotting
 
+pd.set_option("display.max_colwidth", None)
 plotting.use_offline_renderer()
+log_path = log_path or dl.bundled_path(dl.DEMO_LOG)
+if tune_path == "":
+    tune_path = dl.bundled_path(dl.DEMO_TUNE)
 log = dl.read_log(log_path)
 tune = dl.read_tune(tune_path) if tune_path else None
 analysis = dl.analyze_pull(log, tune, wideband=wideband)
@@ -72,6 +78,10 @@ dl.summary_table(summary)
     ),
     code("""
 dl.wideband_table(analysis)
+"""),
+    md("## Notes"),
+    code("""
+dl.notes_table(analysis)
 """),
     md("## Power and torque"),
     code("""
@@ -86,8 +96,13 @@ plotting.power_torque_figure(analysis)
 plotting.lambda_figure(analysis)
 """),
     md(
-        "## VE corrections on the tune's own axes\n\nOnly cells the pull "
-        "visited carry a ratio; all others stay as they are."
+        "## VE corrections on the tune's own axes\n\n"
+        "The ratio is measured lambda over target lambda: above 1 the "
+        "cylinder ran lean, so its VE goes up by that ratio (the ECU then "
+        "adds fuel); below 1 it ran rich. Only cells that gathered at least "
+        "the minimum weight (0.05 s of bilinear-weighted samples) are "
+        "corrected, by at most ±15 % in one pull; all other cells keep "
+        "their VE exactly. Hover a cell for its ratio, hits and weight."
     ),
     code("""
 figures = []
@@ -105,7 +120,7 @@ dl.rejection_table(analysis)
 """),
     code("""
 if out_dir:
-    inputs = {"log": log_path, "tune": tune_path}
+    inputs = {"log": str(log_path), "tune": str(tune_path)}
     dl.save_analysis(analysis, Path(out_dir), tune=tune, extra=inputs)
 """),
 ]
@@ -143,10 +158,19 @@ history = session.run()
 summary = session.summary()
 dl.iteration_table(summary)
 """),
+    md("The session stopped for this reason:"),
+    code("""
+session.stop_reason
+"""),
     code("""
 plotting.tuning_error_figure(history)
 """),
-    md("## Last pull's correction, front cylinder"),
+    md(
+        "## Last pull's measured error, front cylinder\n\n"
+        "The last pull measures the table as it stands. When the session "
+        "converged, this correction was not applied: the cells are already "
+        "inside the tolerance."
+    ),
     code("""
 plotting.correction_heatmap(session.last_analysis.corrections, "front")
 """),
@@ -234,8 +258,8 @@ import dynoai_lab as dl
 from dynoai_lab import plotting
 
 plotting.use_offline_renderer()
-log = dl.read_log("../data/5TH GEAR.txt")
-tune = dl.read_tune("../data/base.pvv")
+log = dl.read_log(dl.bundled_path("5TH GEAR.txt"))
+tune = dl.read_tune(dl.bundled_path("base.pvv"))
 analysis = dl.analyze_pull(log, tune)
 dl.summary_table(analysis.summary())
 """),

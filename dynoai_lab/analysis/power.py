@@ -24,6 +24,9 @@ from dynoai_lab.units import rpm_to_rad_s
 
 logger = logging.getLogger(__name__)
 
+#: Engine speeds below this are not a running engine [rpm].
+MIN_ENGINE_SPEED = 300.0
+
 
 class PowerWarning(UserWarning):
     """A drum speed trace that the power calculation cannot trust."""
@@ -106,7 +109,7 @@ def estimate_drum_model(force, acceleration, min_acceleration=0.5):
     )
 
 
-def drum_acceleration(time, drum_speed, window=0.45, polyorder=2):
+def drum_acceleration(time, drum_speed, window=0.45, polyorder=2, max_gap=2):
     """Differentiate drum speed, robust to logger timing slips.
 
     Parameters
@@ -119,15 +122,19 @@ def drum_acceleration(time, drum_speed, window=0.45, polyorder=2):
         Length of the Savitzky-Golay smoothing window [s].
     polyorder : int
         Order of the local polynomial.
+    max_gap : int
+        Interior gaps of at most this many missing or non-finite
+        samples are bridged by linear interpolation; longer gaps split
+        the trace into runs that are differentiated separately.
 
     Returns
     -------
     numpy.ndarray
-        Drum surface acceleration [m/s²], NaN where speed is NaN.
+        Drum surface acceleration [m/s²], NaN where speed is missing.
 
     Notes
     -----
-    Steps, on the longest run of finite samples:
+    Steps, on each run of finite samples:
 
     1. Speed increments ``Δv/Δt`` between samples.
     2. Increments more than 3 scaled median absolute deviations from
@@ -146,17 +153,65 @@ def drum_acceleration(time, drum_speed, window=0.45, polyorder=2):
     """
     t = np.asarray(time, dtype=float)
     v = np.asarray(drum_speed, dtype=float)
+    v = np.where(np.isfinite(v), v, np.nan)
+    v = _bridge_gaps(t, v, max_gap)
     out = np.full_like(v, np.nan)
-    start, stop = _longest_finite_run(v)
-    if stop - start < polyorder + 3:
+
+    runs = [r for r in _finite_runs(v) if r[1] - r[0] >= polyorder + 3]
+    if not runs:
+        longest = max((b - a for a, b in _finite_runs(v)), default=0)
         raise ValueError(
-            f"drum speed has only {stop - start} consecutive valid "
-            f"samples; need at least {polyorder + 3} to differentiate"
+            f"drum speed has only {longest} consecutive valid samples; "
+            f"need at least {polyorder + 3} to differentiate"
         )
-    t_run, v_run = t[start:stop], v[start:stop]
+    if len(runs) > 1:
+        warnings.warn(
+            f"drum speed has {len(runs) - 1} gap(s) longer than {max_gap} "
+            "samples; each part is differentiated on its own and power "
+            "is missing in the gaps",
+            PowerWarning,
+            stacklevel=2,
+        )
+    for start, stop in runs:
+        out[start:stop] = _differentiate_run(
+            t[start:stop], v[start:stop], window, polyorder
+        )
+    return out
+
+
+def _bridge_gaps(t, v, max_gap):
+    """Interpolate interior runs of at most ``max_gap`` NaN samples."""
+    missing = ~np.isfinite(v)
+    if not missing.any() or max_gap < 1:
+        return v
+    # Runs of missing samples are the finite runs of this indicator.
+    runs = _finite_runs(np.where(missing, 1.0, np.nan))
+    filled = v.copy()
+    finite = ~missing
+    bridged = 0
+    for start, stop in runs:
+        interior = start > 0 and stop < v.size
+        if interior and stop - start <= max_gap:
+            filled[start:stop] = np.interp(t[start:stop], t[finite], v[finite])
+            bridged += stop - start
+    if bridged:
+        warnings.warn(
+            f"drum speed: {bridged} missing or non-finite sample(s) "
+            "bridged by linear interpolation",
+            PowerWarning,
+            stacklevel=3,
+        )
+    return filled
+
+
+def _differentiate_run(t_run, v_run, window, polyorder):
+    """Differentiate one gap-free run of drum speed (steps 1 to 4)."""
     dt = np.diff(t_run)
     if np.any(dt <= 0):
-        raise ValueError("time must increase through the drum speed trace")
+        raise ValueError(
+            "time must increase through the drum speed trace; it does not "
+            f"between {t_run[:-1][dt <= 0][0]} s and the next sample"
+        )
 
     # Increments at interval midpoints, with isolated steps replaced.
     increments = np.diff(v_run) / dt
@@ -171,9 +226,7 @@ def drum_acceleration(time, drum_speed, window=0.45, polyorder=2):
 
     if replaced.any():
         cleaned = cleaned * _catch_up_scale(cleaned, dt, v_run)
-
-    out[start:stop] = _midpoints_to_samples(t_run, cleaned)
-    return out
+    return _midpoints_to_samples(t_run, cleaned)
 
 
 def _midpoints_to_samples(t, values):
@@ -257,28 +310,23 @@ def engine_torque(power, engine_speed):
     power : array_like
         Power [W].
     engine_speed : array_like
-        Crankshaft speed [rpm]; zero or negative gives NaN.
+        Crankshaft speed [rpm]; below ``MIN_ENGINE_SPEED`` the torque
+        is NaN, because P / ω blows up as ω goes to 0.
 
     Returns
     -------
     numpy.ndarray
         Torque [N·m], ``P / ω``.
     """
-    omega = rpm_to_rad_s(engine_speed)
+    rpm = np.asarray(engine_speed, dtype=float)
+    omega = rpm_to_rad_s(rpm)
     with np.errstate(divide="ignore", invalid="ignore"):
         torque = np.asarray(power, dtype=float) / omega
-    return np.where(omega > 0, torque, np.nan)
+    return np.where(rpm >= MIN_ENGINE_SPEED, torque, np.nan)
 
 
-def _longest_finite_run(values):
-    finite = np.isfinite(values)
-    best = (0, 0)
-    start = None
-    for i, ok in enumerate(np.append(finite, False)):
-        if ok and start is None:
-            start = i
-        elif not ok and start is not None:
-            if i - start > best[1] - best[0]:
-                best = (start, i)
-            start = None
-    return best
+def _finite_runs(values):
+    """Return ``(start, stop)`` of each run of finite values."""
+    finite = np.concatenate([[False], np.isfinite(values), [False]])
+    edges = np.flatnonzero(np.diff(finite.astype(int)))
+    return list(zip(edges[::2], edges[1::2], strict=True))

@@ -21,7 +21,10 @@ from dynoai_lab.analysis.power import (
     engine_torque,
     estimate_drum_model,
 )
-from dynoai_lab.analysis.weather import correction_factor
+from dynoai_lab.analysis.weather import (
+    CORRECTION_STANDARDS,
+    correction_factor,
+)
 from dynoai_lab.analysis.wideband import (
     STOICH_GASOLINE,
     WidebandStatus,
@@ -135,17 +138,19 @@ class PullAnalysis:
 
     def summary(self):
         """Return the headline figures as a JSON-ready dict."""
-        cells = {}
+        cells, corrected = {}, {}
         if self.corrections is not None:
             for cyl in self.corrections["cylinder"].values:
-                weight = self.corrections["weight"].sel(cylinder=cyl)
-                cells[str(cyl)] = int((weight > 0).sum())
+                ds = self.corrections.sel(cylinder=cyl)
+                cells[str(cyl)] = int((ds["weight"] > 0).sum())
+                corrected[str(cyl)] = int((ds["applied_ratio"] != 1.0).sum())
         used = sorted(set(self.sensors.values()))
         status = {s.name: s.reason for s in self.wideband_status}
         return {
             **self.peaks,
             "samples": int(self.samples.sizes["time"]),
             "cells_with_data": cells,
+            "cells_corrected": corrected,
             "wideband_channel": {
                 "used": used[0] if len(used) == 1 else used,
                 "feeds": dict(self.sensors),
@@ -154,6 +159,7 @@ class PullAnalysis:
             },
             "correction_factor": round(self.correction_factor, 4),
             "correction_standard": self.correction_standard,
+            "weather": self.source.get("weather", {}),
             "drum_equivalent_mass_kg": (
                 None if self.drum is None else self.drum.equivalent_mass
             ),
@@ -211,6 +217,8 @@ def analyze_pull(
     """
     limits = limits or RejectionLimits()
     notes = []
+    if tune is not None:
+        check_tune(tune)
     power, peaks, factor, drum = _power_part(log, drum, standard, notes)
 
     sensors, statuses = assign_sensors(log, preferred=wideband)
@@ -226,7 +234,21 @@ def analyze_pull(
             "get the average correction of the two cylinders"
         )
 
-    samples, rejected = _lambda_part(log, tune, sensors, delay, limits)
+    missing = _missing_for_lambda(log, tune)
+    if missing and tune is not None:
+        raise AnalysisError(
+            f"{_label(log)}: VE analysis needs {', '.join(missing)}, which "
+            "the log does not have; analyze without a tune for power only"
+        )
+    if missing:
+        notes.append(
+            f"no lambda analysis: the log has no {', '.join(missing)}"
+        )
+        sensors = {}
+        samples = xr.Dataset(coords={"time": log["time"]})
+        rejected = {}
+    else:
+        samples, rejected = _lambda_part(log, tune, sensors, delay, limits)
 
     corrections = None
     if tune is not None and sensors:
@@ -236,10 +258,11 @@ def analyze_pull(
 
     source = {
         "wideband_names": {
-            name: log[name].attrs.get("original_name", name)
-            for name in set(sensors.values())
+            status.name: log[status.name].attrs.get("original_name", "")
+            for status in statuses
         },
         "file": log.attrs.get("source_file", ""),
+        "weather": _weather_inputs(log),
     }
     return PullAnalysis(
         power,
@@ -255,6 +278,102 @@ def analyze_pull(
         notes,
         source,
     )
+
+
+#: Plausible VE table values [%] and AFR targets [1]; outside them a
+#: table is misread (wrong units, a blank read as 0) or corrupt.
+VE_RANGE = (1.0, 250.0)
+AFR_TARGET_RANGE = (6.0, 20.0)
+
+
+def check_tune(tune):
+    """Check that a tune's VE and AFR tables can be analyzed.
+
+    Parameters
+    ----------
+    tune : object
+        Anything with ``ve_front``, ``ve_rear`` and ``afr_target``.
+
+    Raises
+    ------
+    AnalysisError
+        Naming the tune file, the table and the problem: fewer than
+        2 × 2 cells, an axis that does not increase, non-finite values,
+        values outside ``VE_RANGE`` or ``AFR_TARGET_RANGE``, or front
+        and rear VE tables on different axes.
+    """
+    label = str(getattr(tune, "path", None) or "tune")
+    tables = {"ve_front": VE_RANGE, "ve_rear": VE_RANGE}
+    if getattr(tune, "afr_target", None) is not None:
+        tables["afr_target"] = AFR_TARGET_RANGE
+    for attribute, (low, high) in tables.items():
+        table = getattr(tune, attribute)
+        name = table.attrs.get("source_name", attribute)
+        where = f"{label}, table {name!r}"
+        if table.ndim != 2 or min(table.shape) < 2:
+            raise AnalysisError(
+                f"{where} has shape {table.shape}; expected at least 2 × 2"
+            )
+        for dim in table.dims:
+            axis = np.asarray(table[dim].values, dtype=float)
+            if not np.all(np.isfinite(axis)) or np.any(np.diff(axis) <= 0):
+                raise AnalysisError(
+                    f"{where}: the {dim} axis {axis.tolist()} must be "
+                    "finite and strictly increasing"
+                )
+        values = np.asarray(table.values, dtype=float)
+        bad = ~np.isfinite(values) | (values < low) | (values > high)
+        if bad.any():
+            raise AnalysisError(
+                f"{where}: {int(bad.sum())} cell(s) outside {low}..{high}, "
+                f"for example {values[bad].ravel()[0]!r}; check the "
+                "table's units"
+            )
+    front, rear = tune.ve_front, tune.ve_rear
+    if front.dims != rear.dims or any(
+        not np.array_equal(front[d].values, rear[d].values) for d in front.dims
+    ):
+        raise AnalysisError(
+            f"{label}: front and rear VE tables are on different axes; "
+            "both must share the same rpm and load breakpoints"
+        )
+
+
+def _label(log):
+    return log.attrs.get("source_file") or "log"
+
+
+def _missing_for_lambda(log, tune):
+    """Return the channels a lambda analysis needs that the log lacks."""
+    needed = ["engine_speed", "manifold_pressure"]
+    if tune is not None:
+        needed += [
+            {"map": "manifold_pressure", "tps": "throttle_position"}.get(
+                tune.ve_front.dims[1], "manifold_pressure"
+            )
+        ]
+    has_target = "afr_target" in log or (
+        tune is not None and getattr(tune, "afr_target", None) is not None
+    )
+    missing = [name for name in dict.fromkeys(needed) if name not in log]
+    if not has_target:
+        missing.append("afr_target (and no tune to take it from)")
+    return missing
+
+
+def _weather_inputs(log):
+    """Median weather of the log, and the dyno's own factor if logged."""
+    names = {
+        "ambient_pressure": "pressure_kpa",
+        "ambient_temperature": "temperature_c",
+        "relative_humidity": "relative_humidity_pct",
+        "correction_factor": "logged_correction_factor",
+    }
+    weather = {}
+    for name, key in names.items():
+        if name in log and np.isfinite(log[name].values).any():
+            weather[key] = round(float(log[name].median(skipna=True)), 4)
+    return weather
 
 
 def _power_part(log, drum, standard, notes):
@@ -275,7 +394,14 @@ def _power_part(log, drum, standard, notes):
     weather = ("ambient_pressure", "ambient_temperature", "relative_humidity")
     if all(name in log for name in weather):
         p, t, rh = (float(log[name].median(skipna=True)) for name in weather)
-        factor = float(correction_factor(standard, p, t, rh))
+        try:
+            factor = float(correction_factor(standard, p, t, rh))
+        except ValueError as error:
+            if standard not in CORRECTION_STANDARDS:
+                raise
+            notes.append(
+                f"weather channels unusable ({error}): power is not corrected"
+            )
     else:
         standard_note = f"no weather channels: {standard} factor set to 1"
         notes.append(standard_note)
@@ -434,8 +560,7 @@ def _lambda_part(log, tune, sensors, delay, limits):
 def _channel(log, name):
     if name not in log:
         raise AnalysisError(
-            f"{log.attrs.get('source_file', 'log')} has no {name} channel, "
-            "which VE analysis needs"
+            f"{_label(log)} has no {name} channel, which VE analysis needs"
         )
     return np.asarray(log[name].values, dtype=float)
 

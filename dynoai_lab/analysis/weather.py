@@ -74,8 +74,19 @@ def dry_air_pressure(pressure, temperature, relative_humidity):
             f"relative_humidity must lie in 0..100 %, got {rh!r}; a "
             "fraction (0..1) must be multiplied by 100"
         )
-    vapour = rh / 100.0 * saturation_vapour_pressure(temperature)
-    return np.asarray(pressure, dtype=float) - vapour
+    p = np.asarray(pressure, dtype=float)
+    t = np.asarray(temperature, dtype=float)
+    if np.any(~np.isfinite(p) | (p <= 0)):
+        raise ValueError(
+            f"barometric pressure must be a positive number of kPa, got {p!r}"
+        )
+    if np.any(~np.isfinite(t) | (t < -60) | (t > 70)):
+        raise ValueError(
+            f"air temperature must lie in -60..70 °C, got {t!r}; a value "
+            "in °F must be converted first"
+        )
+    vapour = rh / 100.0 * saturation_vapour_pressure(t)
+    return p - vapour
 
 
 def sae_j1349(pressure, temperature, relative_humidity, revision="1990"):
@@ -123,7 +134,11 @@ def sae_j1349(pressure, temperature, relative_humidity, revision="1990"):
     t = np.asarray(temperature, dtype=float)
     factor = a * (990.0 / dry_mbar) * np.sqrt((t + 273.0) / 298.0) - b
 
-    _warn_if_implausible(factor, "SAE J1349")
+    _warn_if_implausible(
+        factor,
+        "SAE J1349",
+        _describe(pressure, temperature, relative_humidity),
+    )
     return factor
 
 
@@ -154,7 +169,9 @@ def sae_j607(pressure, temperature, relative_humidity):
     t_f = celsius_to_fahrenheit(temperature)
     factor = (29.92 / dry_inhg) * np.sqrt((t_f + 460.0) / 520.0)
 
-    _warn_if_implausible(factor, "SAE J607")
+    _warn_if_implausible(
+        factor, "SAE J607", _describe(pressure, temperature, relative_humidity)
+    )
     return factor
 
 
@@ -181,7 +198,7 @@ def din_70020(pressure, temperature):
     t = np.asarray(temperature, dtype=float)
     factor = (1013.0 / p_mbar) * np.sqrt((273.0 + t) / 293.0)
 
-    _warn_if_implausible(factor, "DIN 70020")
+    _warn_if_implausible(factor, "DIN 70020", _describe(pressure, temperature))
     return factor
 
 
@@ -223,14 +240,25 @@ def correction_factor(standard, pressure, temperature, relative_humidity):
     return formula(pressure, temperature, relative_humidity)
 
 
-def _warn_if_implausible(factor, name):
+def _warn_if_implausible(factor, name, inputs=""):
     low, high = PLAUSIBLE_FACTOR
     finite = factor[np.isfinite(factor)] if np.ndim(factor) else factor
     if np.any((finite < low) | (finite > high)):
         warnings.warn(
-            f"{name} correction factor {np.round(finite, 4)} is outside "
-            f"{low}..{high}; check the weather inputs' units "
+            f"{name} correction factor {np.round(finite, 4)}{inputs} is "
+            f"outside {low}..{high}, which is normal only at high "
+            "altitude or in extreme heat; check the weather inputs' units "
             "(pressure in kPa, temperature in °C, humidity in %)",
             WeatherWarning,
             stacklevel=3,
         )
+
+
+def _describe(pressure, temperature, relative_humidity=None):
+    """Describe scalar weather inputs for a warning; empty for arrays."""
+    if np.ndim(pressure) or np.ndim(temperature):
+        return ""
+    text = f" (from {float(pressure):.1f} kPa, {float(temperature):.1f} °C"
+    if relative_humidity is not None and not np.ndim(relative_humidity):
+        text += f", {float(relative_humidity):.0f} % humidity"
+    return text + ")"
