@@ -101,6 +101,13 @@ class GridTable:
         self.corner = header[0][2].strip()
         try:
             columns = [_cell_value(t) for _, _, t in header[1:] if t.strip()]
+            # A line ending in a separator has an empty last field.
+            rows = [
+                row[:-1]
+                if len(row) > len(columns) + 1 and not row[-1][2].strip()
+                else row
+                for row in rows
+            ]
             row_labels = [_cell_value(r[0][2]) for r in rows[1:]]
             cells = []
             spans = []
@@ -114,6 +121,8 @@ class GridTable:
                     [_cell_value(t) for _, _, t in row[1:][: len(columns)]]
                 )
                 spans.append([(a, b) for a, b, _ in row[1:][: len(columns)]])
+        except TuneFormatError:
+            raise
         except ValueError as error:
             raise TuneFormatError(
                 f"{self._label}: a cell is not a number ({error}); expected "
@@ -142,8 +151,6 @@ class GridTable:
             end = begin + len(part.encode("utf-8"))
             fields.append((begin, end, part))
             position += len(part) + len(delimiter)
-        if len(fields) > 1 and fields[-1][2].strip() == "":
-            fields.pop()
         return fields
 
     @cached_property
