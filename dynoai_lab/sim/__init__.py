@@ -30,22 +30,29 @@ from dynoai_lab.sim.engines import (
     true_ve,
 )
 from dynoai_lab.sim.plans import (
+    PLAN_NAMES,
     CoastDown,
     SteadyState,
     StepThrottle,
     Sweep,
     coast_down,
     covering_plan,
+    named_plan,
     part_throttle_sweeps,
     reachable_cells,
     steady_state_plan,
     step_throttle,
     wot_sweep,
 )
-from dynoai_lab.sim.pull import simulate_plan, simulate_pull
+from dynoai_lab.sim.pull import (
+    simulate_plan,
+    simulate_pull,
+    simulation_summary,
+)
 from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
 
 __all__ = [
+    "PLAN_NAMES",
     "CoastDown",
     "DrumDyno",
     "Engine",
@@ -63,10 +70,12 @@ __all__ = [
     "fit_coast_down",
     "get_dyno",
     "get_engine",
+    "named_plan",
     "part_throttle_sweeps",
     "reachable_cells",
     "simulate_plan",
     "simulate_pull",
+    "simulation_summary",
     "steady_state_plan",
     "steady_state_torque",
     "step_throttle",

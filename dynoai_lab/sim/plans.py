@@ -452,7 +452,7 @@ def throttle_for_map(engine: engines.Engine, rpm, map_kpa, ambient_kpa):
 #: Reason codes of :func:`reachable_cells`, in the order tested.
 UNREACHABLE_REASONS = (
     "below_idle",
-    "above_rev_limit",
+    "at_or_above_rev_limit",
     "above_wot_map",
     "below_closed_throttle_map",
     "negative_torque",
@@ -525,7 +525,7 @@ def reachable_cells(
 
     tests = (
         rpm < engine.idle_rpm,
-        rpm > engine.rev_limit_rpm,
+        rpm >= engine.rev_limit_rpm,
         map_kpa > wot,
         ~np.isfinite(throttle) & (map_kpa <= wot),
         torque < 0.0,
@@ -609,3 +609,65 @@ def steady_state_plan(
                 )
             )
     return plan
+
+
+#: Plan names of :func:`named_plan`, for the command line and widgets.
+PLAN_NAMES = (
+    "wot",
+    "part-throttle",
+    "covering",
+    "steady-state",
+    "step",
+    "coast-down",
+)
+
+
+def named_plan(name: str, engine: engines.Engine, ecu, weather=None):
+    """Build a plan by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PLAN_NAMES`: ``"wot"`` a free wide-open-throttle
+        pull in top gear, ``"part-throttle"`` four absorber-held sweeps
+        (:func:`part_throttle_sweeps`), ``"covering"`` the sweeps of
+        :func:`covering_plan`, ``"steady-state"`` every reachable VE
+        cell held in turn, ``"step"`` throttle steps from 10 to 60 %
+        at three speeds, ``"coast-down"`` a coast-down from 40 to
+        10 m/s.
+    engine : Engine
+        Engine parameter set.
+    ecu : ECU
+        ECU whose VE axes the covering and steady-state plans use.
+    weather : Weather, optional
+        Weather the plan will run in (steady-state plans need it).
+
+    Returns
+    -------
+    list
+        Plan steps.
+
+    Raises
+    ------
+    ValueError
+        If `name` is unknown; the message lists the valid names.
+    """
+    span = engine.rev_limit_rpm - engine.idle_rpm
+    builders = {
+        "wot": lambda: [wot_sweep(engine)],
+        "part-throttle": lambda: part_throttle_sweeps(engine),
+        "covering": lambda: covering_plan(ecu, engine),
+        "steady-state": lambda: steady_state_plan(
+            ecu, engine, weather=weather
+        ),
+        "step": lambda: [
+            step_throttle(engine, engine.idle_rpm + share * span)
+            for share in (0.25, 0.5, 0.75)
+        ],
+        "coast-down": lambda: [coast_down()],
+    }
+    if name not in builders:
+        raise ValueError(
+            f"unknown plan {name!r}; valid names are {', '.join(PLAN_NAMES)}"
+        )
+    return builders[name]()

@@ -469,6 +469,11 @@ def _build_truth(trace, time, values, attrs):
         "closed_loop_active": _variable(
             trace("closed_loop"), "1", "ECU closed loop active"
         ),
+        "clutch_engaged": _variable(
+            np.full(n, int(coupled), dtype=np.int64),
+            "1",
+            "1 when the engine drives the drum, 0 in a coast-down",
+        ),
         "segment": _variable(
             np.zeros(n, dtype=np.int64), "1", "step number in plan"
         ),
@@ -809,3 +814,55 @@ def plan_summary(plan) -> list[dict]:
         {"type": type(step).__name__, **dataclasses.asdict(step)}
         for step in plan
     ]
+
+
+def simulation_summary(log, truth) -> dict:
+    """Return the headline figures of a simulated log as a dict.
+
+    Parameters
+    ----------
+    log, truth : xarray.Dataset
+        Output of :func:`simulate_plan` or :func:`simulate_pull`.
+
+    Returns
+    -------
+    dict
+        ``peak_power_hp`` and ``peak_torque_lbft`` (crankshaft brake
+        figures from the truth, uncorrected, in the log's weather) with
+        their engine speeds ``peak_power_rpm`` and ``peak_torque_rpm``
+        [rpm]; ``samples``; ``duration_s`` [s]; and the engine, dyno and
+        seed from the log's attributes. Peaks are NaN for a plan that
+        never couples the engine to the drum (a coast-down).
+    """
+    from dynoai_lab.units import HP, LBF_FT
+
+    engaged = truth["clutch_engaged"].values == 1
+    rpm = log["engine_speed"].values[engaged]
+    torque = truth["engine_torque"].values[engaged]
+    power = torque * rpm * (math.pi / 30.0)
+    period = 1.0 / float(log.attrs["sample_rate_hz"])
+    summary = {
+        "engine": log.attrs.get("engine", ""),
+        "dyno": log.attrs.get("dyno", ""),
+        "seed": int(log.attrs.get("seed", 0)),
+        "samples": int(log.sizes["time"]),
+        "duration_s": round(float(log["time"].values[-1]) + period, 3),
+        "peak_basis": "crankshaft brake torque from the simulator's truth",
+    }
+    if torque.size and np.isfinite(torque).any() and power.max() > 0:
+        i = int(np.nanargmax(power))
+        j = int(np.nanargmax(torque))
+        summary.update(
+            peak_power_hp=round(float(power[i] / HP), 2),
+            peak_power_rpm=round(float(rpm[i])),
+            peak_torque_lbft=round(float(torque[j] / LBF_FT), 2),
+            peak_torque_rpm=round(float(rpm[j])),
+        )
+    else:
+        summary.update(
+            peak_power_hp=float("nan"),
+            peak_power_rpm=float("nan"),
+            peak_torque_lbft=float("nan"),
+            peak_torque_rpm=float("nan"),
+        )
+    return summary
