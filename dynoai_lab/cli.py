@@ -279,11 +279,14 @@ def cmd_tune(args):
 
 def cmd_simulate(args):
     """Run a plan on the virtual dyno; write log, truth and summary."""
+    import math
+
     from dynoai_lab import sim
     from dynoai_lab.ecu import make_base_ecu
     from dynoai_lab.output import write_json, write_netcdf
     from dynoai_lab.tuning import START_VE_ERROR
 
+    _require_output_folder(args.out)
     engine = sim.get_engine(args.engine)
     dyno = sim.get_dyno(args.dyno)
     weather = sim.Weather(args.pressure, args.temperature, args.humidity)
@@ -305,13 +308,15 @@ def cmd_simulate(args):
     write_netcdf(log, out / "log.nc")
     write_netcdf(truth, out / "truth.nc")
     write_json(summary, out / "summary.json")
-    print(
-        f"{summary['samples']} samples, {summary['duration_s']:.1f} s; "
-        f"peak {summary['peak_power_hp']:.1f} hp at "
-        f"{summary['peak_power_rpm']} rpm, "
-        f"{summary['peak_torque_lbft']:.1f} lbf·ft at "
-        f"{summary['peak_torque_rpm']} rpm"
-    )
+    print(f"{summary['samples']} samples, {summary['duration_s']:.1f} s")
+    # A coast-down never couples the engine, so it has no peaks (NaN).
+    if math.isfinite(summary["peak_power_hp"]):
+        print(
+            f"peak {summary['peak_power_hp']:.1f} hp at "
+            f"{summary['peak_power_rpm']} rpm, "
+            f"{summary['peak_torque_lbft']:.1f} lbf·ft at "
+            f"{summary['peak_torque_rpm']} rpm (crankshaft)"
+        )
     print(f"wrote {out / 'summary.json'}")
     return 0
 
