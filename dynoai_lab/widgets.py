@@ -31,20 +31,40 @@ class VirtualDynoPanel:
         Initial engine parameter set.
     seed : int
         Initial seed.
+    dyno : str
+        Initial dyno preset.
+    plan : str
+        Initial plan name, one of :data:`dynoai_lab.sim.PLAN_NAMES`.
     """
 
-    def __init__(self, engine="m8-114", seed=0):
+    def __init__(
+        self,
+        engine="m8-114",
+        seed=0,
+        dyno="dynojet-250i-motorcycle",
+        plan="wot",
+    ):
         self.engine = widgets.Dropdown(
             options=sim.engine_names(), value=engine, description="Engine"
+        )
+        self.dyno = widgets.Dropdown(
+            options=sim.dyno_names(), value=dyno, description="Dyno"
         )
         self.seed = widgets.IntText(value=seed, description="Seed")
         self.ve_error = widgets.Checkbox(
             value=True, description="ECU VE 8-15 % off"
         )
         self.plan = widgets.Dropdown(
-            options=["WOT sweep", "covering plan"],
-            value="WOT sweep",
-            description="Plan",
+            options=list(sim.PLAN_NAMES), value=plan, description="Plan"
+        )
+        self.pressure = widgets.BoundedFloatText(
+            value=101.325, min=50.0, max=110.0, description="Baro [kPa]"
+        )
+        self.temperature = widgets.BoundedFloatText(
+            value=25.0, min=-30.0, max=55.0, description="Air [°C]"
+        )
+        self.humidity = widgets.BoundedFloatText(
+            value=0.0, min=0.0, max=100.0, description="RH [%]"
         )
         self.trigger_button = widgets.Button(
             description="Trigger Pull", button_style="primary"
@@ -54,6 +74,7 @@ class VirtualDynoPanel:
         )
         self.status = widgets.HTML("Pick an engine and trigger a pull.")
         self.power_figure = go.FigureWidget()
+        self.truth_figure = go.FigureWidget()
         self.lambda_figure = go.FigureWidget()
         self.heatmap_figure = go.FigureWidget()
         self.trigger_button.on_click(self.trigger_pull)
@@ -66,44 +87,65 @@ class VirtualDynoPanel:
     def widget(self):
         """Return the panel's layout for display."""
         controls = widgets.HBox(
-            [self.engine, self.seed, self.plan, self.ve_error]
+            [self.engine, self.dyno, self.plan, self.seed, self.ve_error]
+        )
+        weather = widgets.HBox(
+            [self.pressure, self.temperature, self.humidity]
         )
         buttons = widgets.HBox([self.trigger_button, self.analyze_button])
         return widgets.VBox(
             [
                 controls,
+                weather,
                 buttons,
                 self.status,
                 self.power_figure,
+                self.truth_figure,
                 self.lambda_figure,
                 self.heatmap_figure,
             ]
         )
 
+    def weather(self):
+        """Return the chosen weather as a :class:`dynoai_lab.sim.Weather`."""
+        return sim.Weather(
+            pressure=self.pressure.value,
+            temperature=self.temperature.value,
+            relative_humidity=self.humidity.value,
+        )
+
     def trigger_pull(self, _button=None):
-        """Run the chosen plan on the virtual dyno and plot power."""
+        """Run the chosen plan on the virtual dyno; plot power and truth."""
         engine = sim.get_engine(self.engine.value)
         ve_error = START_VE_ERROR if self.ve_error.value else None
         self.ecu = make_base_ecu(
             engine, ve_error=ve_error, seed=self.seed.value
         )
-        if self.plan.value == "WOT sweep":
-            plan = [sim.wot_sweep(engine)]
-        else:
-            plan = sim.covering_plan(self.ecu, engine)
+        weather = self.weather()
+        plan = sim.named_plan(self.plan.value, engine, self.ecu, weather)
         self.log, self.truth = sim.simulate_plan(
-            engine, self.ecu, plan, seed=self.seed.value
+            engine,
+            self.ecu,
+            plan,
+            seed=self.seed.value,
+            dyno=sim.get_dyno(self.dyno.value),
+            weather=weather,
         )
         self.analysis = analyze_pull(self.log, self.ecu)
         _replace_figure(
             self.power_figure, plotting.power_torque_figure(self.analysis)
         )
-        summary = self.analysis.summary()
-        self.status.value = html.escape(
-            f"{self.log.sizes['time']} samples; peak "
-            f"{summary['peak_power_hp']:.1f} hp at "
-            f"{summary['peak_power_rpm']} rpm"
+        _replace_figure(
+            self.truth_figure, plotting.truth_figure(self.log, self.truth)
         )
+        summary = sim.simulation_summary(self.log, self.truth)
+        text = f"{summary['samples']} samples, {summary['duration_s']:.1f} s"
+        if summary["peak_power_hp"] == summary["peak_power_hp"]:
+            text += (
+                f"; crank peak {summary['peak_power_hp']:.1f} hp at "
+                f"{summary['peak_power_rpm']} rpm (truth)"
+            )
+        self.status.value = html.escape(text)
         self.analyze_button.disabled = False
         return self.log
 

@@ -182,24 +182,32 @@ if out_dir:
 
 VIRTUAL_DYNO = [
     md(
-        "# Virtual dyno\n\nPick an engine, **Trigger Pull** to run it on the "
-        "simulated inertia dyno, then **Analyze Pull** for lambda and the VE "
-        "correction. The ECU starts with VE 8 to 15 % off, so the heatmap "
-        "shows what a first pull on a new build looks like."
+        "# Virtual dyno\n\nPick an engine, a dyno preset, the weather and "
+        "a test plan, **Trigger Pull** to run it on the simulated inertia "
+        "dyno, then **Analyze Pull** for lambda and the VE correction. The "
+        "ECU starts with VE 8 to 15 % off, so the heatmap shows what a "
+        "first pull on a new build looks like. Plans: `wot` (free "
+        "wide-open-throttle pull), `part-throttle` (absorber-held sweeps), "
+        "`covering` (sweeps across the VE table), `steady-state` (every "
+        "reachable VE cell held), `step` (throttle steps at a held speed) "
+        "and `coast-down` (the drum's losses)."
     ),
     code("""
-from dynoai_lab import plotting
+from dynoai_lab import plotting, sim
 from dynoai_lab.widgets import VirtualDynoPanel
 
 plotting.use_offline_renderer()
-panel = VirtualDynoPanel(engine="m8-114", seed=0)
+panel = VirtualDynoPanel(engine="m8-114", seed=0, plan="wot")
 panel.widget()
 """),
     md(
-        "The cells below press the buttons, so the notebook also runs "
-        "unattended (and under nbval in the test suite)."
+        "The cells below set the controls and press the buttons, so the "
+        "notebook also runs unattended (and under nbval in the test suite)."
     ),
     code("""
+panel.dyno.value = "dynojet-250i-motorcycle"
+panel.temperature.value = 30.0
+panel.humidity.value = 40.0
 panel.trigger_button.click()
 assert panel.log is not None, "Trigger Pull produced no log"
 panel.status.value
@@ -210,11 +218,23 @@ assert panel.analysis.corrections is not None, "Analyze Pull failed"
 panel.status.value
 """),
     md(
-        "## Truth beside measurement\n\nThe simulator keeps what a real dyno "
-        "cannot know: the true lambda per cylinder and the delay it used."
+        "## Truth beside measurement\n\nThe simulator keeps what a real "
+        "dyno cannot know: the true lambda per cylinder beside the "
+        "wideband reading, and the transport delay it used."
     ),
     code("""
 plotting.truth_figure(panel.log, panel.truth)
+"""),
+    md(
+        "## A throttle step\n\nAt a held speed the throttle snaps open: "
+        "MAP lags the throttle, the wall film leaves the mixture lean for a "
+        "moment although the ECU adds acceleration enrichment, and the "
+        "wideband shows it only after the transport delay."
+    ),
+    code("""
+panel.plan.value = "step"
+panel.trigger_button.click()
+plotting.truth_figure(panel.log, panel.truth, title="Throttle steps")
 """),
 ]
 
