@@ -273,7 +273,7 @@ def write_tune(tune, path: str | os.PathLike, ve_front=None, ve_rear=None):
             equal_nan=True,
         ):
             raise ValueError(
-                f"{tune.path} holds one table, but ve_front and ve_rear "
+                f"{tune.path} contains one table, but ve_front and ve_rear "
                 "differ; pass one table"
             )
         written = tune.with_ve(given[0]) if given else tune

@@ -6,7 +6,7 @@ their files into :class:`Column` objects and call :func:`build_dataset`,
 which names, converts and describes them with the registry of
 :mod:`dynoai_lab.channels`:
 
-- A header the registry knows becomes its canonical variable, in
+- A header found in the registry becomes its canonical variable, in
   canonical units. When several columns give the same channel, the
   alias listed first for the source wins and the others are kept with
   ``attrs["duplicate_of"]``.
@@ -34,9 +34,9 @@ from dynoai_lab import channels as registry
 
 logger = logging.getLogger(__name__)
 
-#: Median range [1] of a column that holds lambda, not AFR.
+#: Median range [1] of a column that contains lambda, not AFR.
 LAMBDA_RANGE = (0.4, 2.5)
-#: Median range [1] of a column that holds an AFR, not lambda.
+#: Median range [1] of a column that contains an AFR, not lambda.
 AFR_RANGE = (5.0, 25.0)
 
 
@@ -224,7 +224,7 @@ def _first_with_values(candidates: list, columns: list[Column]) -> int:
 
 
 def guess_afr_or_lambda(values: np.ndarray) -> str | None:
-    """Tell from the values whether a column holds an AFR or a lambda.
+    """Tell from the values whether a column contains an AFR or a lambda.
 
     Parameters
     ----------

@@ -10,10 +10,10 @@ Layout of the export:
   integer per channel, in the order of the channel block.
 
 Raw values are scaled by the channel type. The scales below follow the
-Haltech CAN broadcast protocol's units and were checked on the real
-export (manifold pressure 1047 raw is 104.7 kPa with the engine off,
-battery 13042 raw is 13.04 V, ``DisplayMaxMin`` of a wideband 1600,400
-is lambda 1.6 to 0.4):
+units of the Haltech CAN broadcast protocol. They were checked on a real
+export: battery 13042 raw is 13.04 V, intake air 3166 raw is 316.6 K
+(43.45 °C), and the wideband's ``DisplayMaxMin`` 1600,400 is lambda 1.6
+to 0.4.
 
 ============== =========================== ==================
 type           value                       unit
@@ -210,9 +210,9 @@ def _column(definition: dict[str, str], raw: np.ndarray) -> Column:
     kind = definition["Type"]
     divisor, unit = TYPE_SCALES.get(kind, (1.0, kind))
     if raw.dtype != object and np.any(raw <= NOT_AVAILABLE):
-        # NOTE: the meaning of these values is inferred from the real
-        # export, where a wideband reads -2147483637 while it has no
-        # reading; they are read as missing.
+        # NOTE: this meaning is inferred from a real export, where a
+        # wideband reads -2147483637 while it has no reading. Such
+        # values are read as missing.
         raw = np.where(raw <= NOT_AVAILABLE, np.nan, raw)
     values = raw / divisor if raw.dtype != object else raw
     attrs = {

@@ -45,7 +45,7 @@ GAP_FACTOR = 5.0
 #: Share of samples at the maximum (or minimum) above which a varying
 #: channel is reported as railed.
 RAIL_SHARE = 0.2
-#: Fewest finite samples for the stuck and rail checks.
+#: Minimum number of finite samples for the stuck and rail checks.
 MIN_SAMPLES = 10
 
 _FIXES = {
@@ -416,8 +416,8 @@ def guess_unit_problem(name: str, variable, finite: np.ndarray) -> str | None:
             "variable; the column holds AFR read as lambda"
         )
     # Intake air above 70 °C and coolant (or air-cooled head) above
-    # 150 °C are rare in a running engine; such values are more likely
-    # °F, whose Celsius equivalent is then checked for plausibility.
+    # 150 °C are rare in a running engine, so such values are more
+    # likely °F. The message gives their Celsius equivalent.
     limits = {"intake_air_temperature": 70.0, "coolant_temperature": 150.0}
     if name in limits and median > limits[name]:
         as_celsius = (median - 32.0) * 5.0 / 9.0

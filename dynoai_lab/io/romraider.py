@@ -98,7 +98,7 @@ def read_romraider(path: str | os.PathLike) -> xr.Dataset:
     )
     if columns[0].dtype == object:
         raise LogFormatError(
-            f"{path}: the Time column holds text; expected milliseconds"
+            f"{path}: the Time column contains text; expected milliseconds"
         )
     time = registry.convert(columns[0], "ms", "s")
     time, keep, offset = shift_time(path, time)

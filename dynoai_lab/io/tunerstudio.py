@@ -155,7 +155,7 @@ def _build(path, headers, units, columns, marker_rows, info):
     time = columns[0]
     if time.dtype == object:
         raise LogFormatError(
-            f"{path}: the Time column holds text ({time[0]!r}...); "
+            f"{path}: the Time column contains text ({time[0]!r}...); "
             "expected numbers in seconds"
         )
     time_units = registry.normalize_units(units[0]) or "s"
