@@ -76,8 +76,8 @@ def test_bench_simulate_prints_factor_last(capsys):
     assert main(["bench", "simulate"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     figures = json.loads(last)
-    # docs/benchmarks.md records the measured figure (about 1800x); 300
-    # only guards against a return to the Python loop (about 75x) on a
+    # docs/benchmarks.md records the measured figure (about 1700x); 300
+    # only guards against a return to a Python loop (55x) on a
     # loaded test machine.
     assert figures["realtime_factor"] > 300
     assert figures["steps"] >= 9000
