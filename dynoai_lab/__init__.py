@@ -10,7 +10,13 @@
 from dynoai_lab.analysis.pull import AnalysisError, analyze_pull
 from dynoai_lab.datasets import DEMO_LOG, DEMO_TUNE, bundled_path
 from dynoai_lab.health import health
-from dynoai_lab.io import read_log, read_tune, write_pvv
+from dynoai_lab.io import (
+    preflight,
+    read_log,
+    read_tune,
+    write_pvv,
+    write_tune,
+)
 from dynoai_lab.output import save_analysis, save_session
 from dynoai_lab.tables import (
     iteration_table,
@@ -33,6 +39,7 @@ __all__ = [
     "health",
     "iteration_table",
     "notes_table",
+    "preflight",
     "read_log",
     "read_tune",
     "rejection_table",
@@ -41,4 +48,5 @@ __all__ = [
     "summary_table",
     "wideband_table",
     "write_pvv",
+    "write_tune",
 ]

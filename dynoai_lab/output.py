@@ -172,9 +172,10 @@ def save_analysis(analysis, out_dir, tune=None, extra=None, inputs=()):
         Result of :func:`dynoai_lab.analyze_pull`.
     out_dir : path-like
         Folder to write into; created when missing.
-    tune : PvvTune, optional
-        When given with corrections, the proposed VE tables are also
-        written as ``<tune>_proposed.pvv`` next to the results.
+    tune : object, optional
+        A tune read by :func:`dynoai_lab.read_tune`; when given with
+        corrections, the proposed VE tables are also written as
+        ``<tune>_proposed.<suffix>`` in the tune's own format.
     extra : dict, optional
         More entries for ``summary.json`` (input paths).
     inputs : iterable of path-like
@@ -194,11 +195,12 @@ def save_analysis(analysis, out_dir, tune=None, extra=None, inputs=()):
         if analysis.corrections is not None:
             write_netcdf(analysis.corrections, target("corrections.nc"))
             if tune is not None and getattr(tune, "path", None) is not None:
-                from dynoai_lab.io import write_pvv
+                from dynoai_lab.io import write_tune
 
                 proposed = analysis.corrections["ve_proposed"]
-                name = f"{tune.path.stem}_proposed.pvv"
-                write_pvv(
+                path = Path(tune.path)
+                name = f"{path.stem}_proposed{path.suffix}"
+                write_tune(
                     tune,
                     target(name),
                     ve_front=proposed.sel(cylinder="front", drop=True),

@@ -249,6 +249,14 @@ def analyze_pull(
         rejected = {}
     else:
         samples, rejected = _lambda_part(log, tune, sensors, delay, limits)
+        for cylinder, counts in rejected.items():
+            if counts["accepted"] == 0:
+                reason = max(REJECTION_REASONS, key=counts.get)
+                notes.append(
+                    f"no samples kept for the {cylinder} cylinder: "
+                    f"{counts[reason]} rejected as {reason}, the most "
+                    "common reason"
+                )
 
     corrections = None
     if tune is not None and sensors:
@@ -626,13 +634,21 @@ def _hold(time, active, holdoff):
 
 
 def _rate_above(time, values, limit):
-    finite = np.isfinite(values)
-    if finite.sum() < 3:
+    """Mark samples next to an interval whose rate exceeds ``limit``.
+
+    Intervals with repeated time stamps, or a NaN at either end, have
+    no rate and mark nothing.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
         return np.zeros(time.shape, bool)
-    rate = np.full(time.shape, np.nan)
-    rate[finite] = np.gradient(values[finite], time[finite])
+    dt = np.diff(time)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.abs(np.where(dt > 0, np.diff(values) / dt, np.nan))
+    before = np.concatenate([[np.nan], rate])
+    after = np.concatenate([rate, [np.nan]])
     with np.errstate(invalid="ignore"):
-        return np.abs(rate) > limit
+        return (before > limit) | (after > limit)
 
 
 def _fuel_cut(log, cyl, time, limits):
