@@ -249,18 +249,6 @@ def drum_omega_for_engine_speed(rpm, engine, gear, radius):
     )
 
 
-def coast_down_deceleration(drum_omega, inertia, loss_torque):
-    """Compute drum deceleration with no drive and no absorber.
-
-    ``α = −T_loss(ω) / I`` [rad/s²] for angular speed `drum_omega`
-    [rad/s], total inertia `inertia` [kg·m²] and a callable or value
-    `loss_torque` [N·m].
-    """
-    omega = np.asarray(drum_omega, float)
-    loss = loss_torque(omega) if callable(loss_torque) else loss_torque
-    return -np.asarray(loss, float) / inertia
-
-
 def fit_coast_down(time, drum_speed, inertia, radius):
     """Fit the loss model ``T0 + c·ω²`` to a coast-down.
 

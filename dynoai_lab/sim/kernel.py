@@ -14,7 +14,7 @@ constants below, and traces come back as rows ``T_*`` of a 2-D array.
 
 Compiled code is cached on disk next to this file (numba
 ``cache=True``), so only the first run after an install or a change
-pays the compile time, about 5 to 10 s.
+pays the compile time (4.8 s on the machine of ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations

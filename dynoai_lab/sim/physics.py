@@ -779,7 +779,7 @@ def wall_film_step(film, injected_rate, fraction, time_constant, step):
 
     Notes
     -----
-    Aquino's x-tau model:
+    The x-tau wall-wetting model:
 
     .. math:: \\dot M = X \\dot m_{inj} - M/\\tau, \\qquad
               \\dot m_{cyl} = (1 - X) \\dot m_{inj} + M/\\tau
@@ -787,12 +787,6 @@ def wall_film_step(film, injected_rate, fraction, time_constant, step):
     The film is advanced exactly for constant injection over the step.
     In steady state :math:`M = X \\tau \\dot m_{inj}` and the cylinder
     gets exactly what was injected.
-
-    References
-    ----------
-    .. [1] C. F. Aquino (1981), Transient A/F control characteristics of
-       the 5 liter central fuel injection engine, SAE 810494 (cited for
-       the model's form; not opened here).
     """
     film = np.asarray(film, float)
     rate = np.asarray(injected_rate, float)
