@@ -120,6 +120,12 @@ def _parser():
     tune.add_argument(
         "--iterations", type=int, default=4, help="maximum pulls, >= 1"
     )
+    tune.add_argument(
+        "--delay-compensation",
+        choices=("on", "off"),
+        default="on",
+        help="align wideband samples with the transport delay model",
+    )
     tune.add_argument("--out", type=Path, required=True, help=OUT_HELP)
     tune.set_defaults(func=cmd_tune)
 
@@ -262,7 +268,11 @@ def cmd_tune(args):
     engine = sim.get_engine(args.engine)
     ecu = make_base_ecu(engine, ve_error=START_VE_ERROR, seed=args.seed)
     session = TuningSession(
-        engine, ecu, seed=args.seed, max_iterations=args.iterations
+        engine,
+        ecu,
+        seed=args.seed,
+        max_iterations=args.iterations,
+        delay_compensation=args.delay_compensation == "on",
     )
     session.run()
     summary = save_session(session, args.out)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from dynoai_lab.analysis.correction import CorrectionSettings
 from dynoai_lab.analysis.pull import analyze_pull
+from dynoai_lab.history import TableHistory
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,12 @@ class IterationRecord:
         only on the virtual dyno.
     applied : bool
         Whether this iteration's correction was applied to the ECU.
+    fraction_within_tolerance : float
+        Fraction of visited cells with ``|ratio − 1|`` inside the
+        tolerance [1].
+    oscillating_cells : int
+        Visited cells whose correction changed sign, each time beyond
+        the tolerance, since the previous iteration.
     """
 
     iteration: int
@@ -53,6 +61,8 @@ class IterationRecord:
     visited_cells: int
     ve_error_vs_truth_pct: float
     applied: bool
+    fraction_within_tolerance: float = float("nan")
+    oscillating_cells: int = 0
 
 
 class TuningSession:
@@ -73,12 +83,21 @@ class TuningSession:
     max_iterations : int
         Largest number of pulls.
     tolerance_pct : float
-        Converged when the mean absolute lambda error over visited
-        cells is at most this [%].
-    max_change : float
-        Largest VE change per cell per iteration [1].
-    min_weight : float
-        Cells with less summed weight count as not visited [s].
+        Band of lambda error that counts as tuned [%].
+    converged_fraction : float
+        Converged when at least this fraction of visited cells is
+        inside ``tolerance_pct`` [1]. Unvisited cells never count.
+    settings : CorrectionSettings, optional
+        Limits per iteration and in total (against the starting
+        table), minimum weight and smoothing.
+    locked : dict, optional
+        ``{"front": mask, "rear": mask}`` of cells never changed.
+    delay_compensation : bool
+        Align wideband samples with the analysis's transport delay
+        model; False analyzes them as logged (for comparison).
+    max_oscillating_fraction : float
+        Stop when more than this fraction of visited cells flips the
+        sign of its correction in two iterations running [1].
     simulate_kwargs : dict, optional
         Passed to :func:`dynoai_lab.sim.simulate_plan` (dyno, weather,
         sample rate).
@@ -93,8 +112,11 @@ class TuningSession:
         seed=0,
         max_iterations=4,
         tolerance_pct=1.0,
-        max_change=0.15,
-        min_weight=0.05,
+        converged_fraction=0.95,
+        settings=None,
+        locked=None,
+        delay_compensation=True,
+        max_oscillating_fraction=0.1,
         simulate_kwargs=None,
     ):
         from dynoai_lab import sim
@@ -102,6 +124,11 @@ class TuningSession:
         if max_iterations < 1:
             raise ValueError(
                 f"max_iterations must be at least 1, got {max_iterations}"
+            )
+        if not 0 < converged_fraction <= 1:
+            raise ValueError(
+                "converged_fraction must be in (0, 1], got "
+                f"{converged_fraction!r}"
             )
         self.engine = engine
         self.ecu = ecu.with_ve()
@@ -112,15 +139,22 @@ class TuningSession:
         self.seed = int(seed)
         self.max_iterations = int(max_iterations)
         self.tolerance_pct = float(tolerance_pct)
-        self.max_change = float(max_change)
-        self.min_weight = float(min_weight)
+        self.converged_fraction = float(converged_fraction)
+        self.settings = settings or CorrectionSettings()
+        self.min_weight = self.settings.min_weight
+        self.locked = locked
+        self.delay_compensation = bool(delay_compensation)
+        self.max_oscillating_fraction = float(max_oscillating_fraction)
         self.simulate_kwargs = dict(simulate_kwargs or {})
         self.records: list[IterationRecord] = []
         self.tables: list[xr.Dataset] = []
+        self.table_history = TableHistory()
         self.last_analysis = None
         self.last_log = None
         self.converged = False
         self.stop_reason = ""
+        self._last_signs = None
+        self._oscillating_runs = 0
 
     def iteration_seed(self, iteration):
         """Return the simulator seed of one iteration (1-based)."""
@@ -147,32 +181,17 @@ class TuningSession:
         analysis = analyze_pull(
             log,
             self.ecu,
-            min_weight=self.min_weight,
-            max_change=self.max_change,
+            delay=None if self.delay_compensation else 0.0,
+            settings=self.settings,
+            reference=self.initial_ecu,
+            locked=self.locked,
         )
         record = self._measure(iteration, analysis)
         self.tables.append(self._table_snapshot(iteration, analysis))
 
-        done = record.mean_abs_lambda_error_pct <= self.tolerance_pct
-        last = iteration >= self.max_iterations
-        if done:
-            self.converged = True
-            self.stop_reason = (
-                f"converged: mean lambda error "
-                f"{record.mean_abs_lambda_error_pct:.2f} % <= "
-                f"{self.tolerance_pct} %"
-            )
-        elif last:
-            self.stop_reason = (
-                f"stopped after {iteration} iterations with mean lambda "
-                f"error {record.mean_abs_lambda_error_pct:.2f} %"
-            )
-        else:
-            corrections = analysis.corrections
-            self.ecu = self.ecu.with_ve(
-                ve_front=corrections["ve_proposed"].sel(cylinder="front"),
-                ve_rear=corrections["ve_proposed"].sel(cylinder="rear"),
-            )
+        self.stop_reason = self._stop_reason(record)
+        if not self.stop_reason:
+            self._apply(analysis.corrections, f"iteration {iteration}")
             record = _replace(record, applied=True)
 
         self.records.append(record)
@@ -186,6 +205,65 @@ class TuningSession:
             record.visited_cells,
         )
         return record
+
+    def _stop_reason(self, record):
+        """Return why the session stops after this record, or ''."""
+        if record.visited_cells == 0:
+            return "stopped: the pull visited no cell of the VE table"
+        if record.fraction_within_tolerance >= self.converged_fraction:
+            self.converged = True
+            return (
+                f"converged: {record.fraction_within_tolerance:.1%} of "
+                f"{record.visited_cells} visited cells within "
+                f"{self.tolerance_pct} % lambda"
+            )
+        limit = self.max_oscillating_fraction * record.visited_cells
+        self._oscillating_runs = (
+            self._oscillating_runs + 1
+            if record.oscillating_cells > limit
+            else 0
+        )
+        if self._oscillating_runs >= 2:
+            return (
+                f"stopped: {record.oscillating_cells} cells flipped the "
+                "sign of their correction in two iterations running "
+                "(oscillating); check the sensor delay and the limits"
+            )
+        if record.iteration >= self.max_iterations:
+            return (
+                f"stopped after {record.iteration} iterations: "
+                f"{record.fraction_within_tolerance:.1%} of visited cells "
+                f"within {self.tolerance_pct} % lambda, "
+                f"{self.converged_fraction:.0%} needed"
+            )
+        return ""
+
+    def _apply(self, corrections, label):
+        """Apply a correction to both VE tables through the history."""
+        tables = {}
+        for cyl in ("front", "rear"):
+            ratio = corrections["applied_ratio"].sel(cylinder=cyl).values
+            tables[f"ve_{cyl}"] = self.table_history.apply(
+                f"ve_{cyl}", getattr(self.ecu, f"ve_{cyl}"), ratio, label
+            )
+        self.ecu = self.ecu.with_ve(**tables)
+
+    def rollback(self):
+        """Undo the last applied correction, restoring the tables exactly.
+
+        Returns
+        -------
+        ECU
+            The ECU with the tables as they were before that correction.
+        """
+        tables = {
+            f"ve_{cyl}": self.table_history.rollback(
+                f"ve_{cyl}", getattr(self.ecu, f"ve_{cyl}")
+            )
+            for cyl in ("front", "rear")
+        }
+        self.ecu = self.ecu.with_ve(**tables)
+        return self.ecu
 
     @property
     def finished(self):
@@ -229,6 +307,11 @@ class TuningSession:
             "visited_cells": ("1", "cells with enough weight"),
             "ve_error_vs_truth_pct": ("%", "mean |VE_ecu / VE_true - 1|"),
             "applied": ("1", "correction applied after this pull"),
+            "fraction_within_tolerance": (
+                "1",
+                "visited cells within the lambda tolerance",
+            ),
+            "oscillating_cells": ("1", "cells whose correction flipped"),
         }
         data = {}
         for name, (units, long_name) in fields.items():
@@ -248,18 +331,33 @@ class TuningSession:
             converged=int(self.converged),
             stop_reason=self.stop_reason,
             tolerance_pct=self.tolerance_pct,
-            max_change=self.max_change,
+            converged_fraction=self.converged_fraction,
+            delay_compensation=int(self.delay_compensation),
         )
         return ds
 
     def summary(self):
-        """Return the session's headline figures as a JSON-ready dict."""
+        """Return the session's headline figures as a JSON-ready dict.
+
+        The ``final`` figures describe the table as the last pull
+        measured it: covered cells (enough weight in that pull), the
+        fraction of them within 1 % lambda, the 95th percentile of the
+        table's VE error against the true VE over them, and how many
+        cells no pull ever visited but that changed anyway (must be 0).
+        """
+        final = self._final_figures()
+        rejected = {}
+        if self.last_analysis is not None:
+            rejected = self.last_analysis.rejected
         return {
             "engine": self.engine.name,
             "seed": self.seed,
             "iterations": len(self.records),
             "converged": self.converged,
             "stop_reason": self.stop_reason,
+            "delay_compensation": self.delay_compensation,
+            **final,
+            "rejected": rejected,
             "per_iteration": [
                 {
                     "iteration": r.iteration,
@@ -269,7 +367,11 @@ class TuningSession:
                     "max_abs_lambda_error_pct": round(
                         r.max_abs_lambda_error_pct, 4
                     ),
+                    "fraction_within_tolerance": round(
+                        r.fraction_within_tolerance, 4
+                    ),
                     "visited_cells": r.visited_cells,
+                    "oscillating_cells": r.oscillating_cells,
                     "ve_error_vs_truth_pct": round(r.ve_error_vs_truth_pct, 4),
                     "correction_applied": r.applied,
                 }
@@ -277,13 +379,56 @@ class TuningSession:
             ],
         }
 
+    def _final_figures(self):
+        if self.last_analysis is None:
+            return {}
+        corrections = self.last_analysis.corrections
+        covered = (corrections["weight"] >= self.min_weight).values
+        error = np.abs(corrections["ratio"].values - 1.0) * 100.0
+        within = (
+            float(np.mean(error[covered] <= 1.0)) if covered.any() else 0.0
+        )
+        measured = self.tables[-1]["ve"].isel(iteration=0).values
+        truth_error = self._ve_error_vs_truth(measured)
+        p95 = (
+            float(np.percentile(truth_error[covered], 95))
+            if covered.any()
+            else float("nan")
+        )
+        ever = (self.history["weight"] > 0).any("iteration").values
+        initial = np.stack(
+            [self.initial_ecu.ve_front.values, self.initial_ecu.ve_rear.values]
+        )
+        final = np.stack([self.ecu.ve_front.values, self.ecu.ve_rear.values])
+        changed = (final != initial) & ~ever
+        return {
+            "covered_cells": int(covered.sum()),
+            "fraction_within_1pct_lambda": round(within, 4),
+            "ve_error_vs_truth_pct_p95": round(p95, 4),
+            "unvisited_cells_changed": int(changed.sum()),
+        }
+
     def _measure(self, iteration, analysis):
         corrections = analysis.corrections
-        visited = corrections["weight"] >= self.min_weight
-        error = np.abs(corrections["ratio"] - 1.0) * 100.0
-        error = error.where(visited)
-        ve_error = self._ve_error_vs_truth().where(visited)
+        visited = (corrections["weight"] >= self.min_weight).values
+        error = np.abs(corrections["ratio"].values - 1.0) * 100.0
+        error = np.where(visited, error, np.nan)
+        tables = np.stack([self.ecu.ve_front.values, self.ecu.ve_rear.values])
+        ve_error = np.where(visited, self._ve_error_vs_truth(tables), np.nan)
         count = int(visited.sum())
+        within = float(np.mean(error[visited] <= self.tolerance_pct))
+
+        # A cell oscillates when its correction, beyond the tolerance,
+        # has the opposite sign of the previous iteration's.
+        signed = np.where(
+            error > self.tolerance_pct,
+            np.sign(corrections["ratio"].values - 1.0),
+            0.0,
+        )
+        flips = 0
+        if self._last_signs is not None:
+            flips = int(np.sum(signed * self._last_signs < 0))
+        self._last_signs = signed
         return IterationRecord(
             iteration=iteration,
             mean_abs_lambda_error_pct=_nan_stat(np.nanmean, error),
@@ -291,22 +436,25 @@ class TuningSession:
             visited_cells=count,
             ve_error_vs_truth_pct=_nan_stat(np.nanmean, ve_error),
             applied=False,
+            fraction_within_tolerance=within if count else 0.0,
+            oscillating_cells=flips,
         )
 
-    def _ve_error_vs_truth(self):
+    def _ve_error_vs_truth(self, tables):
+        """Return ``|VE / VE_true − 1|`` [%] for stacked front/rear tables."""
         from dynoai_lab import sim
 
         errors = []
-        for cyl in ("front", "rear"):
+        for index, cyl in enumerate(("front", "rear")):
             table = getattr(self.ecu, f"ve_{cyl}")
-            rpm, load = xr.broadcast(table["rpm"], table[table.dims[1]])
-            truth = sim.true_ve(self.engine, cyl, rpm.values, load.values)
-            errors.append(np.abs(table.values / truth - 1.0) * 100.0)
-        return xr.DataArray(
-            np.stack(errors),
-            dims=("cylinder",) + self.ecu.ve_front.dims,
-            coords={"cylinder": ["front", "rear"]},
-        )
+            rpm, load = np.meshgrid(
+                table["rpm"].values,
+                table[table.dims[1]].values,
+                indexing="ij",
+            )
+            truth = sim.true_ve(self.engine, cyl, rpm, load)
+            errors.append(np.abs(tables[index] / truth - 1.0) * 100.0)
+        return np.stack(errors)
 
     def _table_snapshot(self, iteration, analysis):
         tables = xr.concat(

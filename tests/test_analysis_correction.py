@@ -64,10 +64,13 @@ def test_nan_ratio_skipped():
 def test_bounded_ratio_limits_and_min_weight():
     ratio = np.array([1.3, 0.7, 1.05, 1.2, np.nan])
     weight = np.array([1.0, 1.0, 1.0, 0.01, 1.0])
-    applied = correction.bounded_ratio(ratio, weight, 0.05, 0.1)
+    settings = correction.CorrectionSettings(
+        min_weight=0.05, max_lean_step=0.1, max_rich_step=0.1
+    )
+    applied = correction.bounded_ratio(ratio, weight, settings)
     np.testing.assert_allclose(applied, [1.1, 0.9, 1.05, 1.0, 1.0])
-    with pytest.raises(ValueError, match="max_change"):
-        correction.bounded_ratio(ratio, weight, 0.05, 1.5)
+    with pytest.raises(ValueError, match="max_lean_step"):
+        correction.CorrectionSettings(max_lean_step=1.5)
 
 
 def test_lean_cell_gains_fuel():
@@ -108,3 +111,55 @@ def test_lookup_table_clamps_and_interpolates():
         table, [1500.0, 500.0, 9000.0], [30.0, 20.0, 200.0]
     )
     np.testing.assert_allclose(values, [1.5 + 3.0, 1.0 + 2.0, 5.0 + 10.0])
+
+
+def test_lean_and_rich_limits_separate():
+    settings = correction.CorrectionSettings(
+        max_lean_step=0.05, max_rich_step=0.02
+    )
+    applied = correction.bounded_ratio([1.2, 0.8], [1.0, 1.0], settings)
+    np.testing.assert_allclose(applied, [1.05, 0.98])
+
+
+def test_total_limit_against_reference():
+    settings = correction.CorrectionSettings(max_lean_total=0.10)
+    # The cell is already 8 % above the session's starting VE; a 15 %
+    # lean step would take it to 24 %, so only 10 % in total is allowed.
+    applied = correction.bounded_ratio(
+        [1.15], [1.0], settings, current=[108.0], reference=[100.0]
+    )
+    assert applied[0] == pytest.approx(110.0 / 108.0)
+
+
+def test_locked_cells_unchanged():
+    applied = correction.bounded_ratio(
+        [1.1, 1.1], [1.0, 1.0], locked=[True, False]
+    )
+    assert applied[0] == 1.0
+    assert applied[1] == pytest.approx(1.1)
+
+
+def test_smoothing_keeps_confident_large_correction():
+    ratio = np.array([[1.12, 1.00, np.nan], [1.00, 1.00, 1.03]])
+    weight = np.array([[5.0, 0.1, 0.0], [0.1, 0.1, 0.02]])
+    smoothed = correction.smooth_ratio(ratio, weight, strength=1.0)
+    # A well-measured 12 % correction barely moves ...
+    assert smoothed[0, 0] == pytest.approx(1.12, abs=0.005)
+    # ... while a thin cell is pulled toward its heavier neighbour.
+    assert abs(smoothed[1, 2] - 1.0) < abs(ratio[1, 2] - 1.0)
+    assert np.isnan(smoothed[0, 2])
+    unchanged = correction.smooth_ratio(ratio, weight, strength=0.0)
+    np.testing.assert_array_equal(unchanged, ratio)
+
+
+def test_fill_proposal_only_in_unvisited():
+    ratio = np.array([[1.1, np.nan, np.nan], [1.1, np.nan, 0.9]])
+    weight = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
+    proposal = correction.fill_proposal(ratio, weight, 0.05)
+    assert np.isnan(proposal[0, 0])
+    assert np.isnan(proposal[1, 2])
+    assert 0.9 < proposal[0, 1] < 1.1
+    # The cell next to the 0.9 cell leans toward it.
+    assert proposal[1, 1] < proposal[0, 1] or proposal[1, 1] < 1.1
+    empty = correction.fill_proposal(ratio * np.nan, weight * 0, 0.05)
+    assert np.isnan(empty).all()

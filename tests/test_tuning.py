@@ -93,3 +93,87 @@ def test_invalid_iterations():
     ecu = make_base_ecu(engine)
     with pytest.raises(ValueError, match="max_iterations"):
         TuningSession(engine, ecu, max_iterations=0)
+
+
+def _session(**kwargs):
+    engine = sim.get_engine("m8-114")
+    ecu = make_base_ecu(engine, ve_error=START_VE_ERROR, seed=4)
+    return TuningSession(engine, ecu, seed=4, **kwargs)
+
+
+def test_rollback_restores_tables_exactly():
+    session = _session(max_iterations=3)
+    before = session.ecu
+    session.step()
+    assert session.records[-1].applied
+    assert session.ecu.ve_front.values.tobytes() != (
+        before.ve_front.values.tobytes()
+    )
+    restored = session.rollback()
+    assert restored.ve_front.values.tobytes() == (
+        before.ve_front.values.tobytes()
+    )
+    assert restored.ve_rear.values.tobytes() == (
+        before.ve_rear.values.tobytes()
+    )
+
+
+def test_locked_cells_never_change():
+    engine = sim.get_engine("m8-114")
+    ecu = make_base_ecu(engine, ve_error=START_VE_ERROR, seed=4)
+    locked = np.zeros(ecu.ve_front.shape, bool)
+    locked[10:14, 12:16] = True
+    session = TuningSession(
+        engine, ecu, seed=4, max_iterations=3,
+        locked={"front": locked, "rear": locked},
+    )  # fmt: skip
+    session.run()
+    first = session.history["ve"].isel(iteration=0)
+    last = session.ecu
+    for index, cyl in enumerate(("front", "rear")):
+        np.testing.assert_array_equal(
+            getattr(last, f"ve_{cyl}").values[locked],
+            first.isel(cylinder=index).values[locked],
+        )
+    # The locked cells were visited, so locking is what kept them.
+    weight = session.history["weight"].isel(iteration=0, cylinder=0)
+    assert float(weight.values[locked].sum()) > 0
+
+
+def test_oscillation_stops_session():
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    session = _session(max_iterations=10)
+    shape = session.ecu.ve_front.shape
+
+    def fake(sign):
+        ratio = np.full((2, *shape), 1.0 + sign * 0.05)
+        weight = np.ones((2, *shape))
+        ds = xr.Dataset(
+            {
+                "ratio": (("cylinder", "rpm", "map"), ratio),
+                "weight": (("cylinder", "rpm", "map"), weight),
+            }
+        )
+        return SimpleNamespace(corrections=ds)
+
+    reasons = []
+    for iteration, sign in enumerate((1, -1, 1), start=1):
+        record = session._measure(iteration, fake(sign))
+        reasons.append(session._stop_reason(record))
+    assert reasons[0] == ""
+    assert reasons[1] == ""
+    assert "oscillating" in reasons[2]
+
+
+def test_summary_final_figures():
+    session = _session(max_iterations=4)
+    session.run()
+    summary = session.summary()
+    assert summary["covered_cells"] > 300
+    assert summary["unvisited_cells_changed"] == 0
+    assert summary["fraction_within_1pct_lambda"] >= 0.95
+    assert "converged" in summary["stop_reason"]
+    assert set(summary["rejected"]) == {"front", "rear"}

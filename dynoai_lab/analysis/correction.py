@@ -11,6 +11,8 @@ mean and spread of the ratio; the proposed VE is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
@@ -23,6 +25,12 @@ VARIABLE_ATTRS = {
     "weight": ("s", "summed bilinear weight × sample duration"),
     "hits": ("1", "samples with a non-zero weight in the cell"),
     "spread": ("1", "weighted standard deviation of the ratio"),
+    "confidence": ("1", "0..1 from weight and spread"),
+    "locked": ("1", "1 where the cell is locked against change"),
+    "fill_proposal": (
+        "1",
+        "ratio proposed for unvisited cells from visited ones, not applied",
+    ),
 }
 
 
@@ -140,7 +148,65 @@ def bin_ratios(x, y, ratio, duration, x_axis, y_axis):
     }
 
 
-def bounded_ratio(ratio, weight, min_weight=0.05, max_change=0.15):
+@dataclass(frozen=True)
+class CorrectionSettings:
+    """How far and where a correction may move a VE table.
+
+    Attributes
+    ----------
+    min_weight : float
+        Cells with less summed weight are left unchanged [s].
+    max_lean_step, max_rich_step : float
+        Largest VE increase (the cell ran lean) and decrease (it ran
+        rich) in one correction, as fractions [1].
+    max_lean_total, max_rich_total : float
+        Largest VE increase and decrease relative to the reference
+        table (the tune before the session), as fractions [1].
+    smoothing : float
+        Strength of confidence-weighted smoothing between neighbouring
+        visited cells [1]; 0 turns it off. A cell's ratio moves toward
+        its neighbours in proportion to their weight over its own, so
+        a well-measured cell keeps a large correction and a thin one is
+        pulled toward what the cells around it saw.
+    confidence_weight : float
+        Summed weight at which a cell's confidence reaches 0.5 [s].
+    """
+
+    min_weight: float = 0.05
+    max_lean_step: float = 0.15
+    max_rich_step: float = 0.15
+    max_lean_total: float = 0.30
+    max_rich_total: float = 0.30
+    smoothing: float = 0.0
+    confidence_weight: float = 0.2
+
+    def __post_init__(self):
+        for name in (
+            "max_lean_step",
+            "max_rich_step",
+            "max_lean_total",
+            "max_rich_total",
+        ):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(
+                    f"{name} must be a fraction in (0, 1), got {value!r}"
+                )
+        if self.min_weight < 0 or self.smoothing < 0:
+            raise ValueError(
+                "min_weight and smoothing must be >= 0, got "
+                f"{self.min_weight!r} and {self.smoothing!r}"
+            )
+
+
+def bounded_ratio(
+    ratio,
+    weight,
+    settings=None,
+    current=None,
+    reference=None,
+    locked=None,
+):
     """Limit a correction ratio for one iteration.
 
     Parameters
@@ -149,29 +215,129 @@ def bounded_ratio(ratio, weight, min_weight=0.05, max_change=0.15):
         Weighted mean ratio per cell [1].
     weight : array_like
         Summed weight per cell [s].
-    min_weight : float
-        Cells with less weight are left unchanged [s].
-    max_change : float
-        Largest change of VE in one iteration, lean or rich, as a
-        fraction (0.15 allows a ratio of 0.85 to 1.15).
+    settings : CorrectionSettings, optional
+        Limits; defaults to ``CorrectionSettings()``.
+    current : array_like, optional
+        VE now in use [%]; needed with ``reference``.
+    reference : array_like, optional
+        VE before the session [%]; the total limits apply to it.
+    locked : array_like of bool, optional
+        Cells that must not change.
 
     Returns
     -------
     numpy.ndarray
-        Ratio to multiply VE by; 1 where the cell is not corrected.
+        Ratio to multiply VE by; exactly 1 where the cell is locked,
+        has too little weight or no ratio.
     """
+    settings = settings or CorrectionSettings()
     r = np.asarray(ratio, dtype=float)
     w = np.asarray(weight, dtype=float)
-    if not 0 < max_change < 1:
-        raise ValueError(
-            f"max_change must be a fraction in (0, 1), got {max_change!r}"
-        )
-    confident = np.isfinite(r) & (w >= min_weight)
-    limited = np.clip(r, 1.0 - max_change, 1.0 + max_change)
+    confident = np.isfinite(r) & (w >= settings.min_weight)
+    if locked is not None:
+        confident &= ~np.asarray(locked, dtype=bool)
+
+    limited = np.clip(
+        r, 1.0 - settings.max_rich_step, 1.0 + settings.max_lean_step
+    )
+    if reference is not None and current is not None:
+        ref = np.asarray(reference, dtype=float)
+        now = np.asarray(current, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = ref * (1.0 - settings.max_rich_total) / now
+            high = ref * (1.0 + settings.max_lean_total) / now
+        limited = np.clip(limited, low, high)
     return np.where(confident, limited, 1.0)
 
 
-def correction_dataset(table, stats, applied):
+def smooth_ratio(ratio, weight, strength):
+    """Smooth ratios between neighbouring cells, weighted by confidence.
+
+    Parameters
+    ----------
+    ratio : numpy.ndarray
+        Weighted mean ratio per cell [1], NaN where unvisited.
+    weight : numpy.ndarray
+        Summed weight per cell [s].
+    strength : float
+        0 returns ``ratio`` unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(w·r + k·Σ w_n·r_n) / (w + k·Σ w_n)`` over the four direct
+        neighbours ``n`` that have a ratio; unvisited cells stay NaN.
+    """
+    if strength <= 0:
+        return ratio
+    r = np.where(np.isfinite(ratio), ratio, 0.0)
+    w = np.where(np.isfinite(ratio), weight, 0.0)
+    wr = w * r
+    neighbour_w = np.zeros_like(w)
+    neighbour_wr = np.zeros_like(w)
+    for axis in (0, 1):
+        for shift in (-1, 1):
+            rolled_w = np.roll(w, shift, axis=axis)
+            rolled_wr = np.roll(wr, shift, axis=axis)
+            edge = [slice(None)] * 2
+            edge[axis] = 0 if shift == 1 else -1
+            rolled_w[tuple(edge)] = 0.0
+            rolled_wr[tuple(edge)] = 0.0
+            neighbour_w += rolled_w
+            neighbour_wr += rolled_wr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        smoothed = (wr + strength * neighbour_wr) / (
+            w + strength * neighbour_w
+        )
+    return np.where(np.isfinite(ratio), smoothed, np.nan)
+
+
+def fill_proposal(ratio, weight, min_weight, power=2.0):
+    """Propose ratios for unvisited cells from the visited ones.
+
+    Parameters
+    ----------
+    ratio, weight : numpy.ndarray
+        Per-cell ratio [1] and summed weight [s].
+    min_weight : float
+        Cells with at least this weight are the sources [s].
+    power : float
+        Inverse-distance exponent, with distance counted in cells.
+
+    Returns
+    -------
+    numpy.ndarray
+        Proposed ratio in cells below ``min_weight``; NaN elsewhere and
+        everywhere when no cell was visited. A proposal only: nothing
+        applies it.
+    """
+    source = np.isfinite(ratio) & (weight >= min_weight)
+    proposal = np.full(ratio.shape, np.nan)
+    if not source.any():
+        return proposal
+    rows, cols = np.indices(ratio.shape)
+    src_r, src_c = rows[source], cols[source]
+    values = ratio[source]
+    for i, j in zip(*np.nonzero(~source), strict=True):
+        distance = np.hypot(src_r - i, src_c - j)
+        w = 1.0 / distance**power
+        proposal[i, j] = float(np.sum(w * values) / np.sum(w))
+    return proposal
+
+
+def confidence(weight, spread, settings=None):
+    """Return a 0..1 confidence per cell from weight and spread.
+
+    ``c = w / (w + w_half) · 1 / (1 + spread / 0.02)``: more time in the
+    cell raises it, a scattered ratio (2 % spread halves it) lowers it.
+    """
+    settings = settings or CorrectionSettings()
+    w = np.asarray(weight, dtype=float)
+    sd = np.nan_to_num(np.asarray(spread, dtype=float), nan=0.0)
+    return w / (w + settings.confidence_weight) / (1.0 + sd / 0.02)
+
+
+def correction_dataset(table, stats, applied, extra=None):
     """Assemble the VE correction of one table as an xarray Dataset.
 
     Parameters
@@ -182,6 +348,8 @@ def correction_dataset(table, stats, applied):
         Output of :func:`bin_ratios` on the table's axes.
     applied : numpy.ndarray
         Ratio applied per cell (from :func:`bounded_ratio`).
+    extra : dict of numpy.ndarray, optional
+        More per-cell variables named in ``VARIABLE_ATTRS``.
 
     Returns
     -------
@@ -198,9 +366,11 @@ def correction_dataset(table, stats, applied):
         "weight": stats["weight"],
         "hits": stats["hits"],
         "spread": stats["spread"],
+        **(extra or {}),
     }
     ds = xr.Dataset({k: (dims, v) for k, v in data.items()}, coords=coords)
-    for name, (units, long_name) in VARIABLE_ATTRS.items():
+    for name in ds.data_vars:
+        units, long_name = VARIABLE_ATTRS[name]
         ds[name].attrs.update(units=units, long_name=long_name)
     return ds
 

@@ -177,8 +177,9 @@ def analyze_pull(
     standard="SAE J1349",
     wideband=None,
     limits=None,
-    min_weight=0.05,
-    max_change=0.15,
+    settings=None,
+    reference=None,
+    locked=None,
 ):
     """Analyze one dyno pull.
 
@@ -206,10 +207,14 @@ def analyze_pull(
         Force one wideband variable for both cylinders.
     limits : RejectionLimits, optional
         Thresholds for rejecting samples.
-    min_weight : float
-        Cells with less summed weight are not corrected [s].
-    max_change : float
-        Largest VE change per cell in one correction [1].
+    settings : CorrectionSettings, optional
+        Limits, minimum weight and smoothing of the correction.
+    reference : object, optional
+        The tune before a tuning session (``ve_front``, ``ve_rear``);
+        the total limits of ``settings`` apply against it.
+    locked : dict, optional
+        ``{"front": mask, "rear": mask}`` of cells that must not change
+        (boolean arrays shaped like the VE tables).
 
     Returns
     -------
@@ -261,7 +266,7 @@ def analyze_pull(
     corrections = None
     if tune is not None and sensors:
         corrections = _correction_part(
-            log, tune, samples, sensors, min_weight, max_change
+            log, tune, samples, sensors, settings, reference, locked
         )
 
     source = {
@@ -700,7 +705,8 @@ def _first_reason(reasons, size):
     return code
 
 
-def _correction_part(log, tune, samples, sensors, min_weight, max_change):
+def _correction_part(log, tune, samples, sensors, settings, reference, locked):
+    settings = settings or corr.CorrectionSettings()
     time = log["time"].values
     duration = _sample_durations(time)
     per_cylinder = []
@@ -722,10 +728,38 @@ def _correction_part(log, tune, samples, sensors, min_weight, max_change):
                 table["rpm"].values,
                 table[table.dims[1]].values,
             )
-        applied = corr.bounded_ratio(
-            stats["ratio"], stats["weight"], min_weight, max_change
+        mask = np.zeros(table.shape, bool)
+        if locked is not None and cyl in locked:
+            mask = np.asarray(locked[cyl], dtype=bool)
+            if mask.shape != table.shape:
+                raise AnalysisError(
+                    f"locked cells for the {cyl} cylinder have shape "
+                    f"{mask.shape}; the VE table is {table.shape}"
+                )
+        smoothed = corr.smooth_ratio(
+            stats["ratio"], stats["weight"], settings.smoothing
         )
-        ds = corr.correction_dataset(table, stats, applied)
+        ref_table = None
+        if reference is not None:
+            ref_table = getattr(reference, f"ve_{cyl}").values
+        applied = corr.bounded_ratio(
+            smoothed,
+            stats["weight"],
+            settings,
+            current=table.values,
+            reference=ref_table,
+            locked=mask,
+        )
+        extra = {
+            "confidence": corr.confidence(
+                stats["weight"], stats["spread"], settings
+            ),
+            "locked": mask.astype(np.int8),
+            "fill_proposal": corr.fill_proposal(
+                stats["ratio"], stats["weight"], settings.min_weight
+            ),
+        }
+        ds = corr.correction_dataset(table, stats, applied, extra)
         ds.attrs["sensor"] = sensors.get(cyl, "none")
         per_cylinder.append(ds)
 
@@ -734,8 +768,9 @@ def _correction_part(log, tune, samples, sensors, min_weight, max_change):
     result.attrs["sensors"] = ", ".join(
         f"{cyl}: {sensors.get(cyl, 'none')}" for cyl in CYLINDERS
     )
-    result.attrs["min_weight_s"] = min_weight
-    result.attrs["max_change"] = max_change
+    result.attrs["min_weight_s"] = settings.min_weight
+    result.attrs["max_lean_step"] = settings.max_lean_step
+    result.attrs["max_rich_step"] = settings.max_rich_step
     return result
 
 
