@@ -565,11 +565,12 @@ def _simulate_step(
     traces, steps = kernel.integrate(
         _parameter_array(values), throttle, _tables(ecu, engine, true_ve)
     )
-    idx = np.arange(0, steps, decimation)
-    time = idx * step_s
+    samples = slice(0, steps, decimation)
+    time = np.arange(0, steps, decimation) * step_s
 
     def trace(name):
-        return traces[kernel.TRACES[name], idx]
+        # A strided view, not a copy: the log keeps the traces alive.
+        return traces[kernel.TRACES[name], samples]
 
     rng = np.random.default_rng(seed)
     afr = {}
