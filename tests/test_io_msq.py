@@ -7,9 +7,12 @@ exactly; writes are compared byte for byte.
 from __future__ import annotations
 
 import difflib
+import os
+import signal
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import REALDATA
 
 from dynoai_lab.io import (
@@ -274,11 +277,125 @@ def test_format_value_cases(value, digits, text):
     assert format_value(value, digits) == text
 
 
-@pytest.mark.realdata
-def test_write_tune_pvv_round_trip(realdata, tmp_path):
-    tune = read_tune(realdata / "harley" / "base.pvv")
+def test_write_tune_pvv_round_trip(base_pvv_path, tmp_path):
+    tune = read_tune(base_pvv_path)
     written = tmp_path / "base.pvv"
     write_tune(tune, written)
-    assert (
-        written.read_bytes() == (realdata / "harley" / "base.pvv").read_bytes()
-    )
+    assert written.read_bytes() == base_pvv_path.read_bytes()
+
+
+# -- small malformed tunes, built here
+
+SMALL_MSQ = """<?xml version="1.0" encoding="ISO-8859-1"?>
+<msq xmlns="http://www.msefi.com/:msq">
+<page number="0">
+<constant cols="3" digits="0" name="veTable" rows="2" units="%">
+ 50.0 52.0 54.0
+ 60.0 62.0 {cell}
+</constant>
+<constant cols="1" digits="0" name="rpmBins" rows="3" units="RPM">
+ 1000.0 {rpm} 3000.0
+</constant>
+<constant cols="1" digits="0" name="fuelLoadBins" rows="2" units="kPa">
+ 40.0 100.0
+</constant>
+</page>
+</msq>
+"""
+
+
+def _small_msq(tmp_path, cell="64.0", rpm="2000.0"):
+    path = tmp_path / "small.msq"
+    path.write_text(SMALL_MSQ.format(cell=cell, rpm=rpm))
+    return path
+
+
+def test_small_msq_reads(tmp_path):
+    tune = read_tune(_small_msq(tmp_path))
+    assert tune.ve.dims == ("rpm", "map")
+    np.testing.assert_array_equal(tune.ve.sel(map=100.0), [60.0, 62.0, 64.0])
+
+
+@pytest.mark.parametrize("cell", ["6_4", "nan", "inf", "0x40"])
+def test_msq_value_not_decimal_rejected(tmp_path, cell):
+    with pytest.raises(
+        FileFormatError,
+        match=rf"small\.msq, 'veTable': value 5 is '{cell}'; expected a "
+        "decimal number",
+    ):
+        read_msq(_small_msq(tmp_path, cell=cell))
+
+
+def test_msq_rpm_axis_not_increasing(tmp_path):
+    tune = read_msq(_small_msq(tmp_path, rpm="500.0"))
+    with pytest.raises(
+        FileFormatError,
+        match=r"small\.msq, 'veTable' on rpmBins x fuelLoadBins: the rpm "
+        r"axis is not strictly increasing: 500 follows 1000",
+    ):
+        _ = tune.ve_front
+
+
+def test_msq_transposed_values_rejected(tmp_path):
+    tune = read_msq(_small_msq(tmp_path))
+    out = tmp_path / "out.msq"
+    with pytest.raises(ValueError, match=r"shape \(2, 3\) \(the transpose"):
+        write_msq(tune, out, ve=tune.ve.values.T)
+    with pytest.raises(ValueError, match=r"dims \('map', 'rpm'\)"):
+        write_msq(tune, out, ve=tune.ve.T)
+    without_coords = xr.DataArray(tune.ve.values, dims=("rpm", "map"))
+    with pytest.raises(ValueError, match="rpm coordinates None"):
+        write_tune(tune, out, ve_front=without_coords)
+    assert not out.exists()
+
+
+def test_msq_readonly_and_missing_folder(tmp_path):
+    path = _small_msq(tmp_path)
+    tune = read_msq(path)
+    with pytest.raises(FileNotFoundError, match=r"folder .*nope does not"):
+        write_msq(tune, tmp_path / "nope" / "out.msq")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        write_msq(tune, path, ve=tune.ve + 1.0)
+    written = write_msq(tune, path, ve=tune.ve + 1.0, overwrite_readonly=True)
+    np.testing.assert_array_equal(read_msq(path).ve, written.ve)
+
+
+def test_grid_not_decimal_rejected(tmp_path):
+    path = tmp_path / "ve.csv"
+    path.write_text(GRID.replace("66.25", "6_6"))
+    with pytest.raises(FileFormatError, match=r"ve\.csv: a cell .*'6_6'"):
+        read_grid(path)
+
+
+def test_grid_transposed_values_rejected(tmp_path):
+    path = tmp_path / "ve.csv"
+    path.write_text(GRID)
+    grid = read_grid(path)
+    with pytest.raises(ValueError, match=r"shape \(3, 2\) \(the transpose"):
+        write_tune(grid, tmp_path / "out.csv", ve_front=grid.ve.values.T)
+    with pytest.raises(ValueError, match=r"dims \('map', 'rpm'\)"):
+        write_tune(grid, tmp_path / "out.csv", ve_front=grid.ve.T)
+
+
+def test_grid_axis_not_increasing(tmp_path):
+    path = tmp_path / "ve.csv"
+    path.write_text(GRID.replace("RPM,35,50,65", "RPM,35,65,50"))
+    with pytest.raises(
+        FileFormatError,
+        match=r"ve\.csv, table 'RPM': the map axis is not strictly "
+        r"increasing: 50 follows 65",
+    ):
+        _ = read_grid(path).ve
+
+
+def test_table_fifo_rejected(tmp_path):
+    fifo = tmp_path / "ve.table"
+    os.mkfifo(fifo)
+    signal.alarm(10)
+    try:
+        for reader in (read_table_file, read_grid, read_msq):
+            with pytest.raises(FileFormatError, match="is a FIFO"):
+                reader(fifo)
+    finally:
+        signal.alarm(0)

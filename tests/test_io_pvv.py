@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from dynoai_lab.io import (
     FileFormatError,
@@ -19,21 +22,20 @@ from dynoai_lab.io import (
     read_pvv,
     read_tune,
     write_pvv,
+    write_tune,
 )
 from dynoai_lab.io.errors import TuneFormatError
 from dynoai_lab.io.pvv import count_breakpoints, format_value
 
-pytestmark = pytest.mark.realdata
+
+@pytest.fixture
+def base_path(base_pvv_path):
+    return base_pvv_path
 
 
 @pytest.fixture
-def base_path(realdata):
-    return realdata / "harley" / "base.pvv"
-
-
-@pytest.fixture
-def template_path(realdata):
-    return realdata / "powervision" / "pvv_template.pvv"
+def template_path(template_pvv_path):
+    return template_pvv_path
 
 
 @pytest.fixture
@@ -355,8 +357,12 @@ def test_read_tune_dispatch(base_path, tmp_path):
         read_tune(empty_msq)
 
 
-def test_bundled_copy_matches(bundled, base):
-    assert (bundled / "base.pvv").read_bytes() == base.data
+@pytest.mark.realdata
+def test_bundled_copies_match(bundled, realdata, template_path):
+    shared = realdata / "harley" / "base.pvv"
+    assert (bundled / "base.pvv").read_bytes() == shared.read_bytes()
+    template = realdata / "powervision" / "pvv_template.pvv"
+    assert template_path.read_bytes() == template.read_bytes()
 
 
 # -- helpers -----------------------------------------------------------
@@ -463,3 +469,319 @@ def test_missing_tune_raises(tmp_path):
 
 def test_tune_errors_are_file_format_errors():
     assert issubclass(TuneFormatError, FileFormatError)
+
+
+# -- malformed copies of base.pvv, built here
+
+FRONT = "VE (TPS based/Front Cyl)"
+
+
+def _item_block(text: str, name: str) -> tuple[int, int]:
+    """Return the start and end offsets of the first item named ``name``."""
+    start = text.index(f'<Item name="{name}"')
+    end = text.index("</Item>", start) + len("</Item>")
+    return start, end
+
+
+def _edit_item(text: str, name: str, change) -> str:
+    start, end = _item_block(text, name)
+    return text[:start] + change(text[start:end]) + text[end:]
+
+
+def _save_tune(tmp_path, text, name="edited.pvv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("cell", ["6_5", "1_0", "nan", "inf", "0x40"])
+def test_cell_underscore_rejected(base_path, tmp_path, cell):
+    text = _edit_item(
+        base_path.read_text(),
+        FRONT,
+        lambda block: block.replace(
+            '<Cell value="86"', f'<Cell value="{cell}"', 1
+        ),
+    )
+    with pytest.raises(
+        TuneFormatError,
+        match=rf"edited\.pvv, item 33 '{re.escape(FRONT)}', row '0\.5' has "
+        rf"cell value '{cell}'; expected a decimal number",
+    ):
+        read_pvv(_save_tune(tmp_path, text))
+
+
+def test_transposed_array_rejected(base, tmp_path):
+    values = base.ve_front.values.copy()
+    values[0, :] = 11.0
+    with pytest.raises(ValueError, match=r"shape \(13, 19\) \(the transpose"):
+        write_pvv(base, tmp_path / "out.pvv", ve_front=values.T)
+    with pytest.raises(
+        ValueError, match=r"shape \(247,\); expected \(19, 13\)"
+    ):
+        write_pvv(base, tmp_path / "out.pvv", ve_front=values.ravel())
+    with pytest.raises(ValueError, match=r"dims \('tps', 'rpm'\)"):
+        write_tune(base, tmp_path / "out.pvv", ve_front=base.ve_front.T)
+    without_coords = xr.DataArray(values, dims=("rpm", "tps"))
+    with pytest.raises(ValueError, match="rpm coordinates None"):
+        write_tune(base, tmp_path / "out.pvv", ve_front=without_coords)
+    assert not (tmp_path / "out.pvv").exists()
+
+
+def _with_bad_first_copy(base_path) -> str:
+    """Return base.pvv with a 150 % copy of the front VE placed first."""
+    text = base_path.read_text()
+    start, end = _item_block(text, FRONT)
+    bad = re.sub(r'<Cell value="[^"]*"', '<Cell value="150"', text[start:end])
+    return text[:start] + bad + "\n  " + text[start:]
+
+
+def test_duplicate_ve_items_warned(base_path, base, tmp_path, caplog):
+    path = _save_tune(tmp_path, _with_bad_first_copy(base_path))
+    tune = read_pvv(path)
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.pvv"):
+        ve = tune.ve_front
+    assert float(ve.max()) == 150.0
+    assert (
+        f"2 items are named '{FRONT}' (items 33, 34) and differ; using "
+        "item 33 (occurrence 0); pass ve_occurrence=N" in caplog.text
+    )
+
+
+def test_duplicate_ve_item_chosen(base_path, base, tmp_path):
+    path = _save_tune(tmp_path, _with_bad_first_copy(base_path))
+    tune = read_pvv(path, ve_occurrence=1)
+    np.testing.assert_array_equal(tune.ve_front, base.ve_front)
+    # The writer edits the chosen copy and leaves the other alone.
+    ve = tune.ve_front.copy()
+    ve[3, 2] = 104.25
+    write_pvv(tune, tmp_path / "out.pvv", ve_front=ve)
+    first = read_pvv(tmp_path / "out.pvv")
+    second = read_pvv(tmp_path / "out.pvv", ve_occurrence=1)
+    assert float(second.ve_front[3, 2]) == 104.25
+    assert float(first.table(FRONT).max()) == 150.0
+    assert float(first.table(FRONT).min()) == 150.0
+
+
+def test_fifo_and_device_rejected(tmp_path):
+    fifo = tmp_path / "tune.pvv"
+    os.mkfifo(fifo)
+    # The alarm turns a blocking open into a failure instead of a hang.
+    signal.alarm(10)
+    try:
+        for reader in (read_pvv, read_tune):
+            with pytest.raises(TuneFormatError, match=r"tune\.pvv is a FIFO"):
+                reader(fifo)
+        with pytest.raises(TuneFormatError, match="is a character device"):
+            read_pvv("/dev/zero")
+        with pytest.raises(TuneFormatError, match="is a directory"):
+            read_tune(tmp_path)
+    finally:
+        signal.alarm(0)
+
+
+def test_empty_rows_raise_at_read(base_path, tmp_path):
+    text = _edit_item(
+        base_path.read_text(),
+        FRONT,
+        lambda block: re.sub(
+            r"(<Rows[^>]*>).*?(</Rows>)", r"\1\2", block, flags=re.S
+        ),
+    )
+    with pytest.raises(
+        TuneFormatError,
+        match=rf"edited\.pvv, item 33 '{re.escape(FRONT)}' has an empty "
+        "<Rows>",
+    ):
+        read_pvv(_save_tune(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            '<Col label="5" />\n      <Col label="7.3" />',
+            '<Col label="7.3" />\n      <Col label="5" />',
+            r"the tps axis is not strictly increasing: 5 follows 7\.3",
+        ),
+        (
+            '<Row label="1.5">',
+            '<Row label="1.25">',
+            r"the rpm axis is not strictly increasing: 1250 follows 1250",
+        ),
+        (
+            '<Rows units="RPMx1000">',
+            '<Rows units="RPM">',
+            r"rpm breakpoints end at 6\.5 rpm \(axis units 'RPM'\)",
+        ),
+        (
+            '<Columns units="%">',
+            '<Columns units="Percent">',
+            r"table has dims \('rpm', 'column'\).*'Percent'.*columns on tps",
+        ),
+    ],
+)
+def test_bad_ve_axis_names_tune_and_item(
+    base_path, tmp_path, old, new, message
+):
+    text = _edit_item(
+        base_path.read_text(), FRONT, lambda block: block.replace(old, new)
+    )
+    tune = read_pvv(_save_tune(tmp_path, text))
+    with pytest.raises(
+        TuneFormatError,
+        match=rf"edited\.pvv, item 33 '{re.escape(FRONT)}': {message}",
+    ):
+        _ = tune.ve_front
+
+
+def test_plain_rpm_axis_accepted(base_path, base, tmp_path):
+    def to_rpm(block):
+        block = block.replace('<Rows units="RPMx1000">', '<Rows units="RPM">')
+        return re.sub(
+            r'<Row label="([^"]*)"',
+            lambda m: f'<Row label="{float(m[1]) * 1000:g}"',
+            block,
+        )
+
+    tune = read_pvv(
+        _save_tune(tmp_path, _edit_item(base_path.read_text(), FRONT, to_rpm))
+    )
+    np.testing.assert_allclose(
+        tune.ve_front.rpm, base.ve_front.rpm, rtol=1e-12
+    )
+    np.testing.assert_array_equal(tune.ve_front, base.ve_front)
+
+
+def test_entity_cell_message_names_cell(base_path, tmp_path):
+    text = _edit_item(
+        base_path.read_text(),
+        FRONT,
+        lambda block: block.replace(
+            '<Cell value="86"', '<Cell value="&#56;6"', 1
+        ),
+    )
+    with pytest.raises(
+        TuneFormatError,
+        match=rf"edited\.pvv: item 33 '{re.escape(FRONT)}', row '0\.5', "
+        r"column '0' has value '86', but the raw text on line \d+ is "
+        r"'&#56;6'",
+    ):
+        read_pvv(_save_tune(tmp_path, text))
+
+
+def test_extra_cell_outside_items_message(base_path, tmp_path):
+    text = base_path.read_text().replace(
+        "</PVV>", '<Extra><Cell value="1" /></Extra></PVV>'
+    )
+    with pytest.raises(
+        TuneFormatError,
+        match=r"2288 raw <Cell value=\.\.\.> texts but 2287 cells inside "
+        r"items; the first difference is at a cell after the last item",
+    ):
+        read_pvv(_save_tune(tmp_path, text))
+
+
+def test_old_value_attribute_ignored(base_path, base, tmp_path):
+    text = _edit_item(
+        base_path.read_text(),
+        FRONT,
+        lambda block: block.replace(
+            '<Cell value="86"', '<Cell old-value="9" value="86"', 1
+        ),
+    )
+    tune = read_pvv(_save_tune(tmp_path, text))
+    np.testing.assert_array_equal(tune.ve_front, base.ve_front)
+    ve = tune.ve_front.copy()
+    ve[0, 0] = 87.0
+    written = tune.with_tables(ve_front=ve)
+    assert b'<Cell old-value="9" value="87"' in written.data
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-16-le", b""),
+    ],
+)
+def test_utf16_round_trip(base_path, base, tmp_path, encoding, bom):
+    raw = bom + base_path.read_text().encode(encoding)
+    path = tmp_path / "utf16.pvv"
+    path.write_bytes(raw)
+    tune = read_tune(path)
+    np.testing.assert_array_equal(tune.ve_front, base.ve_front)
+    write_pvv(tune, tmp_path / "same.pvv")
+    assert (tmp_path / "same.pvv").read_bytes() == raw
+    ve = tune.ve_front.copy()
+    ve[3, 2] = 104.25
+    write_pvv(tune, tmp_path / "edited.pvv", ve_front=ve)
+    edited = (tmp_path / "edited.pvv").read_bytes()
+    assert edited.startswith(bom + "<PVV".encode(encoding))
+    again = read_pvv(tmp_path / "edited.pvv")
+    assert float(again.ve_front[3, 2]) == 104.25
+    assert int((again.ve_front != base.ve_front).sum()) == 1
+
+
+def test_utf16_error_names_encoding(base_path, tmp_path):
+    text = base_path.read_text().replace(
+        '<Cell value="86"', '<Cell value="&#56;6"', 1
+    )
+    path = tmp_path / "utf16.pvv"
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(
+        TuneFormatError, match=r"utf16\.pvv \(read as UTF-16-LE\): item 33"
+    ):
+        read_pvv(path)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<?xml version="1.0" encoding="utf-8"?>\n',
+        '<?xml version="1.0"?>\n<!-- exported -->\n<!DOCTYPE PVV>\n',
+    ],
+)
+def test_xml_declaration_and_suffix(base_path, base, tmp_path, prolog):
+    path = tmp_path / "tune.xml"
+    path.write_text(prolog + base_path.read_text())
+    tune = read_tune(path)
+    assert isinstance(tune, PvvTune)
+    np.testing.assert_array_equal(tune.ve_front, base.ve_front)
+
+
+def test_write_into_missing_folder_names_it(base, tmp_path):
+    target = tmp_path / "nope" / "out.pvv"
+    with pytest.raises(
+        FileNotFoundError, match=r"folder .*nope does not exist"
+    ):
+        base.write(target)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_write_through_symlink(base_path, tmp_path):
+    real = tmp_path / "real.pvv"
+    real.write_bytes(base_path.read_bytes())
+    link = tmp_path / "link.pvv"
+    link.symlink_to(real)
+    tune = read_pvv(link)
+    write_pvv(tune, link, ve_front=tune.ve_front + 1.0)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(read_pvv(real).ve_front, tune.ve_front + 1.0)
+    assert sorted(os.listdir(tmp_path)) == ["link.pvv", "real.pvv"]
+
+
+def test_readonly_target_needs_flag(base_path, tmp_path):
+    path = tmp_path / "tune.pvv"
+    path.write_bytes(base_path.read_bytes())
+    path.chmod(0o444)
+    tune = read_pvv(path)
+    with pytest.raises(PermissionError, match=r"tune\.pvv: the file is read"):
+        write_pvv(tune, path, ve_front=tune.ve_front + 1.0)
+    assert path.read_bytes() == base_path.read_bytes()
+    write_pvv(
+        tune, path, ve_front=tune.ve_front + 1.0, overwrite_readonly=True
+    )
+    np.testing.assert_array_equal(read_pvv(path).ve_front, tune.ve_front + 1.0)
+    assert path.stat().st_mode & 0o777 == 0o444

@@ -15,6 +15,7 @@ Readers are picked from the file's content, not its extension; see
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from dynoai_lab.io.errors import (
     PreflightError,
     TuneFormatError,
 )
+from dynoai_lab.io.files import read_regular_file
 from dynoai_lab.io.grid import GridTable, looks_like_grid, read_grid
 from dynoai_lab.io.haltech import looks_like_haltech, read_haltech
 from dynoai_lab.io.jetdrive import looks_like_jetdrive, read_jetdrive
@@ -96,13 +98,22 @@ SUPPORTED_TUNES = (
 _HEAD_BYTES = 65536
 
 
-def _head(path: Path, error: type[FileFormatError]) -> tuple[bytes, list[str]]:
-    """Return the file's first bytes and its first lines, decoded leniently."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(_HEAD_BYTES)
-    except OSError as exc:
-        raise error(f"failed to read {path}: {exc}") from None
+# Markup that may come before a tune's root element.
+_PROLOG = re.compile(
+    r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL
+)
+_ROOT_TAG = re.compile(r"\s*<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
+_TUNE_ROOTS = {"PVV": "pvv", "msq": "msq", "tableData": "table"}
+
+
+def _head(
+    path: Path, error: type[FileFormatError], what: str
+) -> tuple[bytes, list[str]]:
+    """Return the file's first bytes and its first lines, decoded leniently.
+
+    At most :data:`_HEAD_BYTES` are read, and only from a regular file.
+    """
+    head = read_regular_file(path, error, what, limit=_HEAD_BYTES)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = head.decode("utf-16", errors="replace")
     else:
@@ -125,7 +136,7 @@ def detect_log_format(path: str | os.PathLike) -> str | None:
         the file. The extension is not used.
     """
     path = Path(path)
-    head, lines = _head(path, LogFormatError)
+    head, lines = _head(path, LogFormatError, "log")
     if looks_like_mlg(head):
         return "mlg"
     first = lines[0] if lines else ""
@@ -158,11 +169,13 @@ def read_log(path: str | os.PathLike) -> xr.Dataset:
     Raises
     ------
     FileFormatError
-        If no reader recognises the file (the message lists the
-        supported formats), or the reader finds it malformed.
+        If the path is not a regular file (a directory, FIFO or device),
+        no reader recognises the file (the message lists the supported
+        formats), the reader finds it malformed, or it has no data rows.
     """
     path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
+    head, _ = _head(path, LogFormatError, "log")
+    if not head:
         raise LogFormatError(
             f"{path} is empty; expected a log ({SUPPORTED_LOGS})"
         )
@@ -173,14 +186,28 @@ def read_log(path: str | os.PathLike) -> xr.Dataset:
             f"{SUPPORTED_LOGS}"
         )
     reader, _ = LOG_READERS[name]
-    return reader(path)
+    dataset = reader(path)
+    if dataset.sizes.get("time", 0) == 0:
+        raise LogFormatError(
+            f"{path} has no data rows: the {name} header is followed by no "
+            "row with a time value; expected at least one sample"
+        )
+    return dataset
 
 
 def detect_tune_format(path: str | os.PathLike) -> str | None:
-    """Tell which tune format a file is in: pvv, msq, table, grid or None."""
+    """Tell which tune format a file is in: pvv, msq, table, grid or None.
+
+    XML tunes are recognised by their root element, after any XML
+    declaration, comments and DOCTYPE, whatever the extension.
+    """
     path = Path(path)
-    head, lines = _head(path, TuneFormatError)
-    text = head[:4096].decode("latin-1", errors="replace")
+    head, lines = _head(path, TuneFormatError, "tune")
+    text = "\n".join(lines)
+    root = _root_element(text)
+    if root in _TUNE_ROOTS:
+        return _TUNE_ROOTS[root]
+    text = text[:4096]
     for tag, name in (
         ("<PVV", "pvv"),
         ("<msq", "msq"),
@@ -194,6 +221,17 @@ def detect_tune_format(path: str | os.PathLike) -> str | None:
     if looks_like_grid(first):
         return "grid"
     return None
+
+
+def _root_element(text: str) -> str | None:
+    """Return the local name of the first element in XML text, or None."""
+    position = 0
+    while match := _PROLOG.match(text, position):
+        if match.end() == position:
+            break
+        position = match.end()
+    match = _ROOT_TAG.match(text, position)
+    return match.group(2) if match else None
 
 
 def read_tune(path: str | os.PathLike):
@@ -233,7 +271,14 @@ def read_tune(path: str | os.PathLike):
     return readers[name](path)
 
 
-def write_tune(tune, path: str | os.PathLike, ve_front=None, ve_rear=None):
+def write_tune(
+    tune,
+    path: str | os.PathLike,
+    ve_front=None,
+    ve_rear=None,
+    *,
+    overwrite_readonly: bool = False,
+):
     """Write a tune of any supported format, optionally with new VE tables.
 
     Only the changed VE cells' text differs from the bytes the tune was
@@ -248,7 +293,11 @@ def write_tune(tune, path: str | os.PathLike, ve_front=None, ve_rear=None):
     ve_front, ve_rear : xarray.DataArray or array_like, optional
         New VE [%] on the axes of ``tune.ve_front`` and ``tune.ve_rear``.
         For a tune with one VE table (``tune.shared_ve``) both must be
-        equal when both are given.
+        equal when both are given. Dims, coordinates (of a DataArray)
+        and shape must match the tune's table.
+    overwrite_readonly : bool, default False
+        Replace a destination without write permission. A symlink is
+        written through to its target.
 
     Returns
     -------
@@ -259,12 +308,21 @@ def write_tune(tune, path: str | os.PathLike, ve_front=None, ve_rear=None):
     TypeError
         If ``tune`` is not a tune read by this package.
     ValueError
-        If a shared VE table is given two different tables.
+        If a shared VE table is given two different tables, or new
+        values do not match the table's dims, coordinates or shape.
+    OSError
+        If the destination's folder is missing, the destination is
+        read-only (``PermissionError``) or writing fails.
     """
+    options = {"overwrite_readonly": overwrite_readonly}
     if isinstance(tune, PvvTune):
-        return write_pvv(tune, path, ve_front=ve_front, ve_rear=ve_rear)
+        return write_pvv(
+            tune, path, ve_front=ve_front, ve_rear=ve_rear, **options
+        )
     if isinstance(tune, MsqTune):
-        return write_msq(tune, path, ve_front=ve_front, ve_rear=ve_rear)
+        return write_msq(
+            tune, path, ve_front=ve_front, ve_rear=ve_rear, **options
+        )
     if isinstance(tune, (TableFile, GridTable)):
         given = [v for v in (ve_front, ve_rear) if v is not None]
         if len(given) == 2 and not np.allclose(
@@ -277,7 +335,7 @@ def write_tune(tune, path: str | os.PathLike, ve_front=None, ve_rear=None):
                 "differ; pass one table"
             )
         written = tune.with_ve(given[0]) if given else tune
-        written.write(path)
+        written.write(path, **options)
         return written
     raise TypeError(
         f"write_tune got a {type(tune).__name__}; expected a tune returned "

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dynoai_lab.io.errors import LogFormatError
+from dynoai_lab.io.files import read_regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,7 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
 
 def read_text(path: Path, what: str) -> str:
     """Read and decode a text log; raise LogFormatError if unreadable."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise LogFormatError(
-            f"failed to read {what} {path}: {error}"
-        ) from None
+    raw = read_regular_file(path, LogFormatError, what)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
     try:

@@ -28,7 +28,9 @@ import xarray as xr
 
 from dynoai_lab.io import delimited
 from dynoai_lab.io.errors import TuneFormatError
-from dynoai_lab.io.pvv import _write_atomic
+from dynoai_lab.io.files import read_regular_file, write_atomic
+from dynoai_lab.io.numbers import parse_number
+from dynoai_lab.io.tables import check_axes, check_new_values
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def _cell_value(text: str) -> float:
     cleaned = text.strip().strip('"').lstrip("'").lstrip("+")
     if cleaned == "" or cleaned.casefold() in ("nan", "n/a"):
         return np.nan
-    return float(cleaned)
+    return parse_number(cleaned)
 
 
 def looks_like_grid(first_line: str) -> bool:
@@ -161,16 +163,17 @@ class GridTable:
         values, rpm, load = self.values, self.row_labels, self.column_labels
         if self.transposed:
             values, rpm, load = values.T, self.column_labels, self.row_labels
-        return xr.DataArray(
+        table = xr.DataArray(
             values.copy(),
             dims=("rpm", dim),
             coords={
-                "rpm": ("rpm", rpm, {"units": "rpm"}),
-                dim: (dim, load, {"units": unit}),
+                "rpm": ("rpm", rpm, {"units": "rpm", "source_units": "rpm"}),
+                dim: (dim, load, {"units": unit, "source_units": unit}),
             },
             name="ve",
             attrs={"units": "%", "source_name": self.corner},
         )
+        return check_axes(table, f"{self._label}, table {self.corner!r}")
 
     @property
     def ve_front(self) -> xr.DataArray:
@@ -183,13 +186,13 @@ class GridTable:
         return self.ve
 
     def with_ve(self, ve) -> GridTable:
-        """Return a copy whose changed cells are rewritten."""
-        new = np.asarray(ve, dtype=float)
-        if new.shape != self.ve.shape:
-            raise ValueError(
-                f"{self._label}: new values have shape {new.shape}; "
-                f"expected {self.ve.shape}"
-            )
+        """Return a copy whose changed cells are rewritten.
+
+        ``ve`` is checked like the other tunes' new values (see
+        :func:`dynoai_lab.io.tables.check_new_values`); NaN cells are
+        written blank.
+        """
+        new = check_new_values(self.ve, ve, f"{self._label}, table")
         if self.transposed:
             new = new.T
         edits = {}
@@ -215,10 +218,16 @@ class GridTable:
         pieces.append(self.data[position:])
         return GridTable(b"".join(pieces), self.path)
 
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write the grid's bytes atomically."""
+    def write(
+        self, path: str | os.PathLike, *, overwrite_readonly: bool = False
+    ) -> Path:
+        """Write the grid's bytes atomically.
+
+        See :func:`dynoai_lab.io.files.write_atomic` for symlinks and
+        read-only destinations.
+        """
         path = Path(path)
-        _write_atomic(path, self.data)
+        write_atomic(path, self.data, overwrite_readonly=overwrite_readonly)
         return path
 
 
@@ -232,8 +241,5 @@ def read_grid(path: str | os.PathLike) -> GridTable:
         fewer cells than there are columns or a cell is not a number.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TuneFormatError(f"failed to read grid {path}: {error}") from None
+    data = read_regular_file(path, TuneFormatError, "grid")
     return GridTable(data, path)

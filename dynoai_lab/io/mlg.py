@@ -42,6 +42,7 @@ import xarray as xr
 from dynoai_lab import channels as registry
 from dynoai_lab.io.canonical import Column, build_dataset, shift_time
 from dynoai_lab.io.errors import LogFormatError
+from dynoai_lab.io.files import read_regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,7 @@ def read_mlg(path: str | os.PathLike) -> xr.Dataset:
         fields, a block type is unknown, or there is no ``Time`` field.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise LogFormatError(
-            f"failed to read MLG log {path}: {error}"
-        ) from None
+    data = read_regular_file(path, LogFormatError, "MLG log")
     version, header = _read_header(path, data)
     fields = _read_fields(path, data, version, header)
     records, markers = _read_blocks(path, data, header, fields)

@@ -46,7 +46,9 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeElementTree
 
 from dynoai_lab.io.errors import TuneFormatError
-from dynoai_lab.io.pvv import _write_atomic
+from dynoai_lab.io.files import read_regular_file, write_atomic
+from dynoai_lab.io.numbers import is_number
+from dynoai_lab.io.tables import check_axes, check_new_values
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,10 @@ def _arrays(data: bytes, label: str) -> dict[str, MsqArray]:
 
     Elements are found with a byte-level scan (the XML parser does not
     report positions); the parse with defusedxml beforehand guarantees
-    the file is well-formed XML.
+    the file is well-formed XML. An element whose text has no token
+    that ``float()`` accepts is an option or a string and is skipped;
+    one with some numbers and some other tokens, or numbers that only
+    ``float()`` accepts (``1_0``, ``nan``), raises.
     """
     arrays: dict[str, MsqArray] = {}
     for match in _ELEMENT.finditer(data):
@@ -131,12 +136,9 @@ def _arrays(data: bytes, label: str) -> dict[str, MsqArray]:
         else:
             name = tag
         tokens = list(_TOKEN.finditer(match["body"]))
-        if not tokens:
+        if not tokens or not _numeric_tokens(tokens, label, name):
             continue
-        try:
-            values = np.array([float(t[0]) for t in tokens], dtype=float)
-        except ValueError:
-            continue
+        values = np.array([float(t[0]) for t in tokens], dtype=float)
         rows = _int_attr(attrs, b"rows", 0)
         cols = _int_attr(attrs, b"cols", 0)
         if rows == 0 or cols == 0:
@@ -162,6 +164,28 @@ def _arrays(data: bytes, label: str) -> dict[str, MsqArray]:
             ),
         )
     return arrays
+
+
+def _numeric_tokens(tokens: list, label: str, name: str) -> bool:
+    """Tell whether an element's tokens are numbers; raise if mixed."""
+    strict = [is_number(t[0]) for t in tokens]
+    if all(strict):
+        return True
+    if not any(strict) and not any(_float_like(t[0]) for t in tokens):
+        return False
+    k = strict.index(False)
+    raise TuneFormatError(
+        f"{label}, {name!r}: value {k} is {tokens[k][0].decode('latin-1')!r}; "
+        "expected a decimal number like the other values"
+    )
+
+
+def _float_like(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _attr(attrs: bytes, key: bytes) -> str | None:
@@ -288,7 +312,7 @@ class MsqTune:
     def table(
         self, name: str, rpm_axis: str, load_axis: str, load=None
     ) -> xr.DataArray:
-        """Return a table with dims ``("rpm", load)``.
+        """Return a table with dims ``("rpm", load)``, axes checked.
 
         Parameters
         ----------
@@ -298,6 +322,12 @@ class MsqTune:
             Names of the axis constants.
         load : tuple of str, optional
             (dimension, unit) of the load axis; default :attr:`load_axis`.
+
+        Raises
+        ------
+        TuneFormatError
+            If the table does not match its axes, or an axis has fewer
+            than two breakpoints or does not strictly increase.
         """
         array = self.arrays[name]
         rpm = self.arrays[rpm_axis].values.ravel()
@@ -312,14 +342,17 @@ class MsqTune:
         units = {"%": "%", "AFR": "1", "Lambda": "1"}.get(
             array.units, array.units
         )
-        return xr.DataArray(
+        table = xr.DataArray(
             array.values.T.copy(),
             dims=("rpm", dim),
             coords={
-                "rpm": ("rpm", rpm, {"units": "rpm"}),
-                dim: (dim, loads, {"units": unit}),
+                "rpm": ("rpm", rpm, {"units": "rpm", "source_units": "rpm"}),
+                dim: (dim, loads, {"units": unit, "source_units": unit}),
             },
             attrs={"units": units, "source_name": name},
+        )
+        return check_axes(
+            table, f"{self._label}, {name!r} on {rpm_axis} x {load_axis}"
         )
 
     @cached_property
@@ -370,8 +403,9 @@ class MsqTune:
         Parameters
         ----------
         ve : xarray.DataArray or array_like
-            New VE [%] with dims ``("rpm", load)`` on the tune's axes.
-            Values are rounded to the table's ``digits``.
+            New VE [%] with dims ``("rpm", load)`` on the tune's axes
+            (see :func:`dynoai_lab.io.tables.check_new_values`). Values
+            are rounded to the table's ``digits``.
 
         Returns
         -------
@@ -379,45 +413,25 @@ class MsqTune:
             A tune whose bytes differ only in the changed cells' text.
         """
         array = self.arrays["veTable"]
-        new = _check_table(self.ve, ve, self._label)
+        new = check_new_values(self.ve, ve, f"{self._label}, 'veTable'")
         edits = _edits(array, new.T, self._label)
         if not edits:
             return self
         logger.info("%s, veTable: %d cell(s) changed", self._label, len(edits))
         return MsqTune(_splice(self.data, edits), self.path)
 
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write the tune's bytes atomically (temporary file, then rename)."""
+    def write(
+        self, path: str | os.PathLike, *, overwrite_readonly: bool = False
+    ) -> Path:
+        """Write the tune's bytes atomically (temporary file, then rename).
+
+        See :func:`dynoai_lab.io.files.write_atomic` for symlinks and
+        read-only destinations.
+        """
         path = Path(path)
-        _write_atomic(path, self.data)
+        write_atomic(path, self.data, overwrite_readonly=overwrite_readonly)
         logger.info("wrote %s (%d bytes)", path, len(self.data))
         return path
-
-
-def _check_table(expected: xr.DataArray, values, label: str) -> np.ndarray:
-    """Check new values against a table's dims and axes; return floats."""
-    if isinstance(values, xr.DataArray):
-        if values.dims != expected.dims:
-            raise ValueError(
-                f"{label}: new VE has dims {values.dims}; expected "
-                f"{expected.dims}"
-            )
-        for dim in expected.dims:
-            if dim in values.coords and not np.allclose(
-                values[dim].values, expected[dim].values
-            ):
-                raise ValueError(
-                    f"{label}: new VE has {dim} coordinates "
-                    f"{values[dim].values.tolist()}; expected the tune's "
-                    f"breakpoints {expected[dim].values.tolist()}"
-                )
-    array = np.asarray(values, dtype=float)
-    if array.shape != expected.shape:
-        raise ValueError(
-            f"{label}: new VE has shape {array.shape}; expected "
-            f"{expected.shape}"
-        )
-    return array
 
 
 def read_msq(path: str | os.PathLike) -> MsqTune:
@@ -436,10 +450,7 @@ def read_msq(path: str | os.PathLike) -> MsqTune:
     ('rpm', 'map')
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TuneFormatError(f"failed to read tune {path}: {error}") from None
+    data = read_regular_file(path, TuneFormatError, "tune")
     tune = MsqTune(data, path)
     logger.info("read %s: %d numeric constants", path, len(tune.arrays))
     return tune
@@ -452,6 +463,7 @@ def write_msq(
     *,
     ve_front=None,
     ve_rear=None,
+    overwrite_readonly: bool = False,
 ) -> MsqTune:
     """Write a TunerStudio tune, optionally with a new VE table.
 
@@ -466,12 +478,18 @@ def write_msq(
     ve_front, ve_rear : xarray.DataArray or array_like, optional
         Accepted for callers that write per-cylinder tables; the tune has
         one VE table, so when both are given they must be equal.
+    overwrite_readonly : bool, default False
+        Replace a destination without write permission.
 
     Raises
     ------
     ValueError
-        If ``ve_front`` and ``ve_rear`` differ, or ``ve`` is given with
-        either of them.
+        If ``ve_front`` and ``ve_rear`` differ, ``ve`` is given with
+        either of them, or the new VE has other dims, coordinates or
+        shape than the tune's.
+    OSError
+        If the destination's folder is missing, the destination is
+        read-only (``PermissionError``) or writing fails.
     """
     given = [v for v in (ve_front, ve_rear) if v is not None]
     if given and ve is not None:
@@ -492,7 +510,7 @@ def write_msq(
     if given:
         ve = given[0]
     written = tune.with_ve(ve) if ve is not None else tune
-    written.write(path)
+    written.write(path, overwrite_readonly=overwrite_readonly)
     return written
 
 
@@ -555,16 +573,17 @@ class TableFile:
                 f"{self._label}: zValues is {z.shape[0]} x {z.shape[1]}; "
                 f"expected {load.size} x {rpm.size}"
             )
-        return xr.DataArray(
+        table = xr.DataArray(
             z.values.T.copy(),
             dims=("rpm", dim),
             coords={
-                "rpm": ("rpm", rpm, {"units": "rpm"}),
-                dim: (dim, load, {"units": unit}),
+                "rpm": ("rpm", rpm, {"units": "rpm", "source_units": "rpm"}),
+                dim: (dim, load, {"units": unit, "source_units": unit}),
             },
             name="ve",
             attrs={"units": "%", "source_name": "zValues"},
         )
+        return check_axes(table, f"{self._label}, zValues")
 
     @property
     def ve_front(self) -> xr.DataArray:
@@ -579,7 +598,7 @@ class TableFile:
     def with_ve(self, ve) -> TableFile:
         """Return a copy with new values, see :meth:`MsqTune.with_ve`."""
         z = self.arrays["zValues"]
-        new = _check_table(self.ve, ve, self._label)
+        new = check_new_values(self.ve, ve, f"{self._label}, zValues")
         # NOTE: a .table does not state digits; values are written with
         # one decimal, as TunerStudio wrote the VE export seen so far.
         z = MsqArray(z.name, z.units, 1, z.shape, z.values, z.spans)
@@ -588,10 +607,12 @@ class TableFile:
             TableFile(_splice(self.data, edits), self.path) if edits else self
         )
 
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write the table's bytes atomically."""
+    def write(
+        self, path: str | os.PathLike, *, overwrite_readonly: bool = False
+    ) -> Path:
+        """Write the table's bytes atomically, see :meth:`MsqTune.write`."""
         path = Path(path)
-        _write_atomic(path, self.data)
+        write_atomic(path, self.data, overwrite_readonly=overwrite_readonly)
         return path
 
 
@@ -605,10 +626,5 @@ def read_table_file(path: str | os.PathLike) -> TableFile:
         root or lacks numeric axes and values.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TuneFormatError(
-            f"failed to read table {path}: {error}"
-        ) from None
+    data = read_regular_file(path, TuneFormatError, "table")
     return TableFile(data, path)

@@ -16,7 +16,8 @@ keep their place in the item for the writer.
 Writing edits the original bytes at the positions of the changed
 ``value="..."`` texts and copies every other byte, so an unchanged tune
 is written back byte for byte. By default padding cells are left as
-they were, see :meth:`PvvTune.with_table`.
+they were, see :meth:`PvvTune.with_table`. Files are UTF-8 (or ASCII);
+UTF-16 with a byte-order mark is read and written back in UTF-16.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +39,9 @@ from defusedxml import ElementTree as SafeElementTree
 from dynoai_lab import units as unit_constants
 from dynoai_lab.channels import slugify
 from dynoai_lab.io.errors import TuneFormatError
+from dynoai_lab.io.files import read_regular_file, write_atomic
+from dynoai_lab.io.numbers import is_number, parse_number
+from dynoai_lab.io.tables import LOAD_DIMS, check_axes, check_new_values
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +64,41 @@ MIN_DECIMALS = 3
 # Fahrenheit is handled apart because it needs an offset.
 _AXES = {
     "RPMx1000": ("rpm", "rpm", 1000.0),
+    "RPM": ("rpm", "rpm", 1.0),
     "Kilopascals": ("map", "kPa", 1.0),
     "%": ("tps", "%", 1.0),
 }
 # Cell units as written -> (unit, scale to unit).
 _CELL_UNITS = {
     "RPMx1000": ("rpm", 1000.0),
+    "RPM": ("rpm", 1.0),
     "Kilopascals": ("kPa", 1.0),
     "Degrees": ("deg", 1.0),
     "AFR": ("1", 1.0),
 }
 
-_CELL = re.compile(rb"<Cell\b[^>]*?\bvalue\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+# The whitespace before "value" keeps attributes such as "old-value"
+# from matching.
+_CELL = re.compile(rb"<Cell\b[^>]*?\svalue\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+
+
+def _utf16_codec(data: bytes) -> tuple[str, int] | None:
+    """Return (codec, BOM length) of UTF-16 data, or None for UTF-8.
+
+    Without a byte-order mark, a NUL in the first or second byte marks
+    UTF-16 as in the XML specification's encoding detection (appendix
+    F), because a .pvv starts with ``<`` or whitespace.
+    """
+    if data.startswith(b"\xff\xfe"):
+        return "utf-16-le", 2
+    if data.startswith(b"\xfe\xff"):
+        return "utf-16-be", 2
+    if len(data) >= 2 and data[0] != 0 and data[1] == 0:
+        return "utf-16-le", 0
+    if len(data) >= 2 and data[0] == 0 and data[1] != 0:
+        return "utf-16-be", 0
+    return None
 
 
 @dataclass(frozen=True)
@@ -191,23 +216,40 @@ class PvvTune:
     Parameters
     ----------
     data : bytes
-        Contents of a ``.pvv`` file.
+        Contents of a ``.pvv`` file: UTF-8, or UTF-16 with a byte-order
+        mark.
     path : str or path-like, optional
         File the bytes came from; used in messages. A tune made by
         :meth:`with_table` keeps the path of the tune it was made from.
+    ve_occurrence : int, default 0
+        Which of several items with the VE table's name to use for
+        :attr:`ve_front`, :attr:`ve_rear` and :meth:`with_tables` (0 is
+        the first in the file). A warning names the copies when a name
+        repeats with different contents.
 
     Raises
     ------
     TuneFormatError
         If the bytes are not XML, the root is not ``<PVV>``, an item
-        lacks its ``Columns`` or ``Rows``, a row has a different number
-        of cells than there are columns, or a cell value is not a number.
+        lacks its ``Columns`` or ``Rows`` or has none of them, a row has
+        a different number of cells than there are columns, a cell value
+        is not a decimal number, or a cell's raw text cannot be located
+        for writing.
     """
 
-    def __init__(self, data: bytes, path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        data: bytes,
+        path: str | os.PathLike | None = None,
+        *,
+        ve_occurrence: int = 0,
+    ):
         self.data = bytes(data)
         self.path = Path(path) if path is not None else None
+        self.ve_occurrence = ve_occurrence
         self._label = str(self.path) if self.path else "<.pvv bytes>"
+        self._utf16 = _utf16_codec(self.data)
+        self._text = self._utf8_text()
         root = self._parse_root()
         spans = self._cell_spans()
         self.items: tuple[PvvItem, ...] = tuple(self._read_items(root))
@@ -215,13 +257,37 @@ class PvvTune:
 
     # -- parsing -------------------------------------------------------
 
+    def _utf8_text(self) -> bytes:
+        """Return the file as UTF-8 bytes, where cell spans are found.
+
+        A UTF-16 file is transcoded; the writer encodes the edited text
+        back to UTF-16, so unchanged bytes stay identical.
+        """
+        if self._utf16 is None:
+            return self.data
+        codec, bom = self._utf16
+        try:
+            return self.data[bom:].decode(codec).encode("utf-8")
+        except UnicodeError as error:
+            raise TuneFormatError(
+                f"{self._label} looks like {codec.upper()} but does not "
+                f"decode as such ({error}); expected a Power Vision .pvv "
+                "tune in UTF-8 or UTF-16"
+            ) from None
+
     def _parse_root(self) -> Element:
         try:
             root = SafeElementTree.fromstring(self.data)
         except ParseError as error:
+            hint = ""
+            if self._utf16 is not None:
+                hint = (
+                    f" (read as {self._utf16[0].upper()}); save it as UTF-8 "
+                    "or as UTF-16 with a byte-order mark"
+                )
             raise TuneFormatError(
                 f"{self._label} is not valid XML ({error}); expected a "
-                "Power Vision .pvv tune"
+                f"Power Vision .pvv tune{hint}"
             ) from None
         except DefusedXmlException as error:
             raise TuneFormatError(
@@ -236,10 +302,14 @@ class PvvTune:
         return root
 
     def _cell_spans(self) -> list[tuple[int, int]]:
-        """Find the byte span of every cell's value text, outside comments."""
-        comments = [m.span() for m in _COMMENT.finditer(self.data)]
+        """Find the byte span of every cell's value text, outside comments.
+
+        Spans are positions in :meth:`_utf8_text`, which is the file
+        itself unless it is UTF-16.
+        """
+        comments = [m.span() for m in _COMMENT.finditer(self._text)]
         spans = []
-        for match in _CELL.finditer(self.data):
+        for match in _CELL.finditer(self._text):
             group = 1 if match.group(1) is not None else 2
             start = match.start()
             if any(a <= start < b for a, b in comments):
@@ -279,13 +349,22 @@ class PvvTune:
                     f"expected {len(column_labels)}, one per column"
                 )
             for text in cells:
-                if not _is_number(text):
+                if not is_number(text):
                     raise TuneFormatError(
                         f"{where}, row {label!r} has cell value {text!r}; "
-                        "expected a number"
+                        "expected a decimal number"
                     )
             row_labels.append(label)
             cell_text.append(cells)
+        for axis, labels in (
+            ("<Columns>", column_labels),
+            ("<Rows>", row_labels),
+        ):
+            if not labels:
+                raise TuneFormatError(
+                    f"{where} has an empty {axis}; expected at least one "
+                    f"{'<Col>' if axis == '<Columns>' else '<Row>'}"
+                )
         return PvvItem(
             index=index,
             name=name,
@@ -302,21 +381,69 @@ class PvvTune:
     def _check_spans(
         self, spans: list[tuple[int, int]]
     ) -> list[tuple[int, int]]:
-        """Check that the byte spans line up with the parsed cells."""
+        """Check that the raw cell texts line up with the parsed cells.
+
+        The writer replaces cell texts by byte position, so the n-th
+        ``value="..."`` text in the bytes must be the n-th parsed cell.
+        """
         parsed = [
             text.encode()
             for item in self.items
             for row in item.cell_text
             for text in row
         ]
-        found = [self.data[a:b] for a, b in spans]
-        if found != parsed:
-            raise TuneFormatError(
-                f"{self._label}: found {len(found)} <Cell value=...> texts "
-                f"but parsed {len(parsed)} cells in items; expected one "
-                '<Cell> per row and column, written as value="number"'
+        found = [self._text[a:b] for a, b in spans]
+        if found == parsed:
+            return spans
+        first = next(
+            (
+                k
+                for k, (raw, cell) in enumerate(
+                    zip(found, parsed, strict=False)
+                )
+                if raw != cell
+            ),
+            min(len(found), len(parsed)),
+        )
+        where = self._describe_cell(first)
+        if first < len(found):
+            line = self._text.count(b"\n", 0, spans[first][0]) + 1
+            raw = f"the raw text on line {line} is {found[first].decode()!r}"
+        else:
+            raw = "no raw <Cell value=...> text is left for it"
+        if len(found) == len(parsed):
+            problem = (
+                f"{where} has value {parsed[first].decode()!r}, but {raw}"
             )
-        return spans
+        else:
+            problem = (
+                f"{len(found)} raw <Cell value=...> texts but {len(parsed)} "
+                f"cells inside items; the first difference is at {where}: "
+                f"{raw}"
+            )
+        encoding = (
+            f" (read as {self._utf16[0].upper()})" if self._utf16 else ""
+        )
+        raise TuneFormatError(
+            f"{self._label}{encoding}: {problem}; expected each <Cell> "
+            "inside an "
+            'item\'s <Rows>, written as value="number" without entities, '
+            "CDATA or nested items"
+        )
+
+    def _describe_cell(self, number: int) -> str:
+        """Name the item, row and column of the n-th parsed cell."""
+        for item in self.items:
+            n_rows, n_columns = item.shape
+            offset = number - item.first_cell
+            if 0 <= offset < n_rows * n_columns:
+                row, column = divmod(offset, n_columns)
+                return (
+                    f"item {item.index} {item.name!r}, row "
+                    f"{item.row_labels[row]!r}, column "
+                    f"{item.column_labels[column]!r}"
+                )
+        return "a cell after the last item"
 
     # -- looking items up ------------------------------------------------
 
@@ -361,13 +488,16 @@ class PvvTune:
     def table(self, name: str | int, occurrence: int = 0) -> xr.DataArray:
         """Return an item's cells on its real breakpoints.
 
-        Axes labelled ``RPMx1000`` become dimension ``rpm`` [rpm],
+        Axes labelled ``RPMx1000`` (thousands) or ``RPM`` become
+        dimension ``rpm`` [rpm],
         ``Kilopascals`` becomes ``map`` [kPa], ``%`` becomes ``tps`` [%]
         and ``Fahrenheit`` becomes ``temperature`` [°C]; other axes are
         ``row`` and ``column`` with the file's unit. A single row with
         label ``0`` and no unit (a vector) is dropped, so vectors are
         1-D and scalars 0-D. Cell values in ``RPMx1000`` become rpm and
         in ``Fahrenheit`` become °C; other units stay as written.
+        Breakpoints are not checked here; :attr:`ve_front`,
+        :attr:`ve_rear` and :attr:`afr_target` check theirs.
 
         Parameters
         ----------
@@ -432,7 +562,7 @@ class PvvTune:
         labels = item.row_labels if axis == "row" else item.column_labels
         file_units = item.row_units if axis == "row" else item.column_units
         try:
-            numbers = np.array([float(x) for x in labels[:n_real]])
+            numbers = np.array([parse_number(x) for x in labels[:n_real]])
         except ValueError:
             raise TuneFormatError(
                 f"{self._label}, item {item.name!r}: {axis} labels "
@@ -498,7 +628,10 @@ class PvvTune:
         return self._ve("rear")
 
     def _ve(self, cylinder: str) -> xr.DataArray:
-        array = self.table(VE_ITEMS[(self.ve_load, cylinder)])
+        load = self.ve_load
+        array = self._checked_table(
+            VE_ITEMS[(load, cylinder)], self.ve_occurrence, (load,)
+        )
         array.name = f"ve_{cylinder}"
         array.attrs["long_name"] = (
             f"volumetric efficiency, {cylinder} cylinder"
@@ -508,10 +641,55 @@ class PvvTune:
     @cached_property
     def afr_target(self) -> xr.DataArray:
         """Target air-fuel ratio table [1], dims ``("rpm", "map")``."""
-        array = self.table(AFR_TARGET_ITEM)
+        array = self._checked_table(AFR_TARGET_ITEM, 0, LOAD_DIMS)
         array.name = "afr_target"
         array.attrs["long_name"] = "target air-fuel ratio"
         return array
+
+    def _checked_table(
+        self, name: str, occurrence: int, load_dims: tuple[str, ...]
+    ) -> xr.DataArray:
+        """Return a table used for interpolation, with its axes checked.
+
+        When several items share the name and differ, a warning names
+        them and the one used.
+        """
+        item = self.item(name, occurrence)
+        self._warn_duplicates(item, occurrence)
+        return check_axes(
+            self.table(item.index),
+            f"{self._label}, item {item.index} {name!r}",
+            load_dims,
+        )
+
+    def _warn_duplicates(self, item: PvvItem, occurrence: int) -> None:
+        indices = self.find(item.name)
+        if len(indices) < 2:
+            return
+        copies = [self.items[i] for i in indices]
+        same = all(
+            (c.cell_text, c.row_labels, c.column_labels)
+            == (item.cell_text, item.row_labels, item.column_labels)
+            for c in copies
+        )
+        choose = (
+            "pass ve_occurrence=N to read_pvv to use another"
+            if item.name in VE_ITEMS.values()
+            else "use table(name, occurrence=N) for another"
+        )
+        logger.log(
+            logging.INFO if same else logging.WARNING,
+            "%s: %d items are named %r (items %s) and %s; using item %d "
+            "(occurrence %d); %s",
+            self._label,
+            len(indices),
+            item.name,
+            ", ".join(str(i) for i in indices),
+            "are identical" if same else "differ",
+            item.index,
+            occurrence,
+            choose,
+        )
 
     @property
     def displacement_cid(self) -> float:
@@ -571,7 +749,9 @@ class PvvTune:
             New cell values in the units of :meth:`table`, on the real
             breakpoints (padding dropped). A DataArray must have the
             dims and coordinates that :meth:`table` returns, so a table
-            on other axes cannot be written by mistake.
+            on other axes cannot be written by mistake; an array must
+            have the shape of :meth:`table`, so a transposed array is
+            rejected (except for a square table).
         occurrence : int, default 0
             Which of several items with the same name.
         padding : {"keep", "copy"}, default "keep"
@@ -608,7 +788,9 @@ class PvvTune:
             item.name,
             len(edits),
         )
-        return PvvTune(self._apply(edits), self.path)
+        return PvvTune(
+            self._apply(edits), self.path, ve_occurrence=self.ve_occurrence
+        )
 
     def with_tables(
         self, ve_front=None, ve_rear=None, *, padding: str = "keep"
@@ -619,7 +801,8 @@ class PvvTune:
         ----------
         ve_front, ve_rear : xarray.DataArray or array_like, optional
             New VE [%] on the axes of :attr:`ve_front` and
-            :attr:`ve_rear`. None leaves a table unchanged.
+            :attr:`ve_rear`, written to the item of occurrence
+            :attr:`ve_occurrence`. None leaves a table unchanged.
         padding : {"keep", "copy"}, default "keep"
             How padding cells are treated, see :meth:`with_table`.
         """
@@ -627,62 +810,50 @@ class PvvTune:
         for cylinder, values in (("front", ve_front), ("rear", ve_rear)):
             if values is not None:
                 item = VE_ITEMS[(self.ve_load, cylinder)]
-                tune = tune.with_table(item, values, padding=padding)
+                tune = tune.with_table(
+                    item, values, self.ve_occurrence, padding=padding
+                )
         return tune
 
-    def write(self, path: str | os.PathLike) -> Path:
+    def write(
+        self, path: str | os.PathLike, *, overwrite_readonly: bool = False
+    ) -> Path:
         """Write the tune's bytes to a file, atomically.
 
         The bytes go to a temporary file in the destination folder,
         which then replaces the destination, so a crash does not leave a
         half-written tune. Writing over the file the tune was read from
-        is allowed and also atomic.
+        is allowed and also atomic. A symlink is written through to its
+        target; see :func:`dynoai_lab.io.files.write_atomic`.
 
         Parameters
         ----------
         path : str or path-like
             Destination file.
+        overwrite_readonly : bool, default False
+            Replace a destination without write permission.
 
         Returns
         -------
         pathlib.Path
             The destination.
+
+        Raises
+        ------
+        OSError
+            If the folder is missing, the destination is read-only
+            (``PermissionError``) or writing fails.
         """
         path = Path(path)
-        _write_atomic(path, self.data)
+        write_atomic(path, self.data, overwrite_readonly=overwrite_readonly)
         logger.info("wrote %s (%d bytes)", path, len(self.data))
         return path
 
     def _check_new_values(self, item: PvvItem, values) -> np.ndarray:
-        where = f"{self._label}, item {item.name!r}"
-        if isinstance(values, xr.DataArray):
-            expected = self.table(item.index)
-            if values.dims != expected.dims:
-                raise ValueError(
-                    f"{where}: new values have dims {values.dims}; "
-                    f"expected {expected.dims}"
-                )
-            for dim in expected.dims:
-                old = expected[dim].values
-                got = values[dim].values if dim in values.coords else None
-                if (
-                    got is None
-                    or got.shape != old.shape
-                    or not np.allclose(got, old, rtol=1e-9, atol=1e-9)
-                ):
-                    raise ValueError(
-                        f"{where}: new values have {dim} coordinates "
-                        f"{None if got is None else got.tolist()}; expected "
-                        f"the tune's breakpoints {old.tolist()}"
-                    )
-        array = np.asarray(values, dtype=float)
-        real_shape = item.real_shape
-        if array.size != real_shape[0] * real_shape[1]:
-            raise ValueError(
-                f"{where}: new values have shape {array.shape}; expected "
-                f"{real_shape} (breakpoints without padding)"
-            )
-        array = array.reshape(real_shape)
+        where = f"{self._label}, item {item.index} {item.name!r}"
+        expected = self.table(item.index)
+        array = check_new_values(expected, values, where)
+        array = array.reshape(item.real_shape)
         if not np.all(np.isfinite(array)):
             rows, columns = np.nonzero(~np.isfinite(array))
             raise ValueError(
@@ -701,22 +872,18 @@ class PvvTune:
         position = 0
         for cell in sorted(edits):
             start, end = self._spans[cell]
-            pieces.append(self.data[position:start])
+            pieces.append(self._text[position:start])
             pieces.append(edits[cell])
             position = end
-        pieces.append(self.data[position:])
-        return b"".join(pieces)
+        pieces.append(self._text[position:])
+        spliced = b"".join(pieces)
+        if self._utf16 is None:
+            return spliced
+        codec, bom = self._utf16
+        return self.data[:bom] + spliced.decode("utf-8").encode(codec)
 
     def __repr__(self) -> str:
         return f"PvvTune({self._label!r}, {len(self.items)} items)"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return bool(np.isfinite(value))
 
 
 def _convert_cells(file_units: str, values: np.ndarray):
@@ -773,32 +940,16 @@ def _cell_edits(
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside ``path``, then replace it."""
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def read_pvv(path: str | os.PathLike) -> PvvTune:
+def read_pvv(path: str | os.PathLike, *, ve_occurrence: int = 0) -> PvvTune:
     """Read a Power Vision ``.pvv`` tune.
 
     Parameters
     ----------
     path : str or path-like
-        The ``.pvv`` file.
+        The ``.pvv`` file (UTF-8, or UTF-16 with a byte-order mark).
+    ve_occurrence : int, default 0
+        Which item to use when the VE table's name appears more than
+        once, see :class:`PvvTune`.
 
     Returns
     -------
@@ -808,7 +959,8 @@ def read_pvv(path: str | os.PathLike) -> PvvTune:
     Raises
     ------
     TuneFormatError
-        If the file cannot be read or is not a valid ``.pvv`` tune; the
+        If the file cannot be read, is not a regular file (a FIFO, a
+        device or a directory) or is not a valid ``.pvv`` tune; the
         message names the file and what is wrong.
 
     Examples
@@ -818,11 +970,8 @@ def read_pvv(path: str | os.PathLike) -> PvvTune:
     ('rpm', 'tps')
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TuneFormatError(f"failed to read tune {path}: {error}") from None
-    tune = PvvTune(data, path)
+    data = read_regular_file(path, TuneFormatError, "tune")
+    tune = PvvTune(data, path, ve_occurrence=ve_occurrence)
     logger.info("read %s: %d items", path, len(tune.items))
     return tune
 
@@ -834,6 +983,7 @@ def write_pvv(
     ve_rear=None,
     *,
     padding: str = "keep",
+    overwrite_readonly: bool = False,
 ) -> PvvTune:
     """Write a tune, optionally with new VE tables, atomically.
 
@@ -850,12 +1000,23 @@ def write_pvv(
         New VE [%] on the axes of ``tune.ve_front`` and ``tune.ve_rear``.
     padding : {"keep", "copy"}, default "keep"
         How padding cells are treated, see :meth:`PvvTune.with_table`.
+    overwrite_readonly : bool, default False
+        Replace a destination without write permission.
 
     Returns
     -------
     PvvTune
         The tune as written.
+
+    Raises
+    ------
+    ValueError
+        If new values have other dims, coordinates or shape than the
+        tables they replace, or hold NaN or infinity.
+    OSError
+        If the destination's folder is missing, the destination is
+        read-only (``PermissionError``) or writing fails.
     """
     written = tune.with_tables(ve_front, ve_rear, padding=padding)
-    written.write(path)
+    written.write(path, overwrite_readonly=overwrite_readonly)
     return written
