@@ -8,22 +8,22 @@ compared relative to the value (rtol 1e-5 at the magnitudes used).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 import numpy as np
 import pytest
 
 from dynoai_lab import units
-from dynoai_lab.io import FileFormatError, read_log, read_winpep
+from dynoai_lab.io import FileFormatError, preflight, read_log, read_winpep
 from dynoai_lab.io.errors import LogFormatError
-
-pytestmark = pytest.mark.realdata
 
 ECU = "(Harley - ECU Type 14 SW Level 141)"
 
 
 @pytest.fixture
-def fifth_gear(realdata):
-    return read_winpep(realdata / "harley" / "5TH GEAR.txt")
+def fifth_gear(fifth_gear_path):
+    return read_winpep(fifth_gear_path)
 
 
 @pytest.fixture
@@ -58,11 +58,9 @@ def test_fifth_gear_time_coordinate(fifth_gear):
     assert fifth_gear.time.attrs["units"] == "s"
 
 
-def test_fifth_gear_dataset_attrs(fifth_gear, realdata):
+def test_fifth_gear_dataset_attrs(fifth_gear, fifth_gear_path):
     assert fifth_gear.attrs["source_format"] == "winpep8-csv"
-    assert fifth_gear.attrs["source_file"] == str(
-        realdata / "harley" / "5TH GEAR.txt"
-    )
+    assert fifth_gear.attrs["source_file"] == str(fifth_gear_path)
 
 
 def test_fifth_gear_engine_speed_from_ecu(fifth_gear):
@@ -190,19 +188,19 @@ def test_fifth_gear_widebands(fifth_gear):
     assert float(np.nanmax(np.abs(fifth_gear.afr_front))) == 0.0
 
 
-def test_fifth_gear_wideband_cylinder_override(realdata):
+def test_fifth_gear_wideband_cylinder_override(fifth_gear_path):
     dataset = read_winpep(
-        realdata / "harley" / "5TH GEAR.txt",
+        fifth_gear_path,
         wideband_cylinder={"afr_lc2": "both"},
     )
     assert dataset.afr_lc2.attrs["cylinder"] == "both"
     assert dataset.afr_lc1.attrs["cylinder"] == "unknown"
 
 
-def test_wideband_cylinder_invalid_raises(realdata):
+def test_wideband_cylinder_invalid_raises(fifth_gear_path):
     with pytest.raises(ValueError, match="expected one of front, rear"):
         read_winpep(
-            realdata / "harley" / "5TH GEAR.txt",
+            fifth_gear_path,
             wideband_cylinder={"afr_lc2": "left"},
         )
 
@@ -275,6 +273,7 @@ def test_fifth_gear_injector_time_in_seconds(fifth_gear):
 # -- PV_Logfile_5.csv_18.txt: part throttle, dyno rpm unreliable
 
 
+@pytest.mark.realdata
 def test_part_throttle_uses_ecu_rpm(part_throttle):
     speed = part_throttle.engine_speed
     assert speed.attrs["original_name"] == f"{ECU} Engine Speed"
@@ -285,6 +284,7 @@ def test_part_throttle_uses_ecu_rpm(part_throttle):
     assert float(dyno.max()) == pytest.approx(4507.0, abs=0.5)
 
 
+@pytest.mark.realdata
 def test_part_throttle_ranges(part_throttle):
     assert float(part_throttle.throttle_position.max()) == pytest.approx(
         54.325, abs=5e-4
@@ -300,6 +300,7 @@ def test_part_throttle_ranges(part_throttle):
     assert float(part_throttle.time[-1]) == pytest.approx(22.1, abs=5e-4)
 
 
+@pytest.mark.realdata
 def test_part_throttle_warns_on_torque_spikes(realdata, caplog):
     with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
         read_winpep(realdata / "harley" / "PV_Logfile_5.csv_18.txt")
@@ -310,6 +311,7 @@ def test_part_throttle_warns_on_torque_spikes(realdata, caplog):
 # -- car exports: other groups, pressure in inHg, LF line ends
 
 
+@pytest.mark.realdata
 def test_runfile_40_peak_power(runfile_40):
     power = runfile_40.power_corrected
     peak = int(np.nanargmax(power.values))
@@ -327,6 +329,7 @@ def test_runfile_40_peak_power(runfile_40):
     )
 
 
+@pytest.mark.realdata
 def test_runfile_40_pressure_in_inhg(runfile_40):
     pressure = runfile_40.ambient_pressure
     assert pressure.attrs["source_units"] == "inHg"
@@ -347,6 +350,7 @@ def test_runfile_40_pressure_in_inhg(runfile_40):
     assert factor == pytest.approx(1.238, abs=0.02)
 
 
+@pytest.mark.realdata
 def test_runfile_40_wideband_and_time(runfile_40):
     afr = runfile_40.afr_wb
     assert afr.attrs["kind"] == "wideband"
@@ -356,6 +360,7 @@ def test_runfile_40_wideband_and_time(runfile_40):
     assert np.isnan(runfile_40.dwrt_cpu_distance_2.values).all()
 
 
+@pytest.mark.realdata
 def test_power_134_dyno_afr_module(power_134):
     afr = power_134.afr_1
     assert afr.attrs["kind"] == "wideband"
@@ -366,6 +371,7 @@ def test_power_134_dyno_afr_module(power_134):
     assert power_134.dwrt_afr_sensor_ready_1.attrs["units"] == "unknown"
 
 
+@pytest.mark.realdata
 def test_power_134_peak_power(power_134):
     assert float(power_134.power_corrected.max()) == pytest.approx(
         277.856 * units.HP / 1000.0, rel=1e-9
@@ -376,14 +382,15 @@ def test_power_134_peak_power(power_134):
     assert len(power_134.data_vars) == 38
 
 
-def test_read_log_picks_winpep(realdata):
-    dataset = read_log(realdata / "harley" / "5TH GEAR.txt")
+def test_read_log_picks_winpep(fifth_gear_path):
+    dataset = read_log(fifth_gear_path)
     assert dataset.attrs["source_format"] == "winpep8-csv"
 
 
-def test_bundled_copy_matches(bundled, fifth_gear):
-    copy = read_winpep(bundled / "5TH GEAR.txt")
-    np.testing.assert_array_equal(copy.engine_speed, fifth_gear.engine_speed)
+@pytest.mark.realdata
+def test_bundled_copy_matches(bundled, realdata):
+    shared = realdata / "harley" / "5TH GEAR.txt"
+    assert (bundled / "5TH GEAR.txt").read_bytes() == shared.read_bytes()
 
 
 # -- small files written here
@@ -509,3 +516,289 @@ def test_read_log_unknown_format(tmp_path):
 def test_errors_are_value_errors():
     assert issubclass(LogFormatError, FileFormatError)
     assert issubclass(FileFormatError, ValueError)
+
+
+# -- malformed copies of 5TH GEAR.txt, built here
+
+SPEED = "(DWRT CPU) Speed"
+ECU_RPM = f"{ECU} Engine Speed"
+
+
+def _export_lines(path) -> list[str]:
+    """Return the export's lines; WinPEP ends each with a separator."""
+    return path.read_bytes().decode("utf-8").split("\r\n")
+
+
+def _save(tmp_path, lines, name="edited.txt"):
+    path = tmp_path / name
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    return path
+
+
+def _headers(lines) -> list[str]:
+    return [field.strip() for field in lines[0].split(",")]
+
+
+def _set_cell(lines, data_row, header, value) -> list[str]:
+    """Replace one cell; ``data_row`` counts data rows from 0."""
+    column = _headers(lines).index(header)
+    lines = list(lines)
+    fields = lines[data_row + 1].split(",")
+    fields[column] = f" {value}" if column else value
+    lines[data_row + 1] = ",".join(fields)
+    return lines
+
+
+def _drop_columns(lines, headers) -> list[str]:
+    drop = {i for i, h in enumerate(_headers(lines)) if h in headers}
+    return [
+        ",".join(f for i, f in enumerate(line.split(",")) if i not in drop)
+        for line in lines
+    ]
+
+
+def _map_column(lines, header, change, new_header=None) -> list[str]:
+    """Rewrite every non-blank cell of a column with ``change(text)``."""
+    column = _headers(lines).index(header)
+    out = []
+    for number, line in enumerate(lines):
+        fields = line.split(",")
+        if number == 0 and new_header is not None:
+            fields[column] = f" {new_header}" if column else new_header
+        elif number > 0 and column < len(fields) and fields[column].strip():
+            text = change(fields[column].strip())
+            fields[column] = f" {text}" if column else text
+        out.append(",".join(fields))
+    return out
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "On"])
+def test_time_cell_not_number_raises(fifth_gear_path, tmp_path, value):
+    lines = _set_cell(_export_lines(fifth_gear_path), 80, "Time", value)
+    path = _save(tmp_path, lines)
+    with pytest.raises(
+        LogFormatError,
+        match=rf"edited\.txt: invalid Time value '{value}' on line 82",
+    ):
+        read_log(path)
+
+
+def test_blank_time_cell_drops_row(fifth_gear_path, tmp_path, caplog):
+    lines = _set_cell(_export_lines(fifth_gear_path), 80, "Time", "")
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_winpep(_save(tmp_path, lines))
+    assert dataset.sizes["time"] == 154
+    assert "dropping 1 rows without a Time value (first on line 82)" in (
+        caplog.text
+    )
+
+
+def test_duplicate_channel_different_values_raises(fifth_gear_path, tmp_path):
+    # A second "(DWRT CPU) Speed" column holding twice the drum speed,
+    # placed first, used to win silently and give 373.6 hp.
+    lines = _export_lines(fifth_gear_path)
+    speed = _headers(lines).index(SPEED)
+    doubled = []
+    for number, line in enumerate(lines):
+        fields = line.split(",")
+        if number == 0:
+            extra = f" {SPEED}"
+        elif len(fields) > speed and fields[speed].strip():
+            extra = f" {2 * float(fields[speed]):.3f}"
+        else:
+            extra = " "
+        doubled.append(",".join(fields[:1] + [extra] + fields[1:]))
+    path = _save(tmp_path, doubled)
+    with pytest.raises(
+        LogFormatError,
+        match=r"edited\.txt: columns 2 and 29 are both named "
+        r"'\(DWRT CPU\) Speed' but hold different values "
+        r"\(first difference on line \d+: '[\d.]+' and '[\d.]+'\)",
+    ):
+        read_log(path)
+
+
+def test_duplicate_channel_same_values_kept_once(
+    fifth_gear_path, fifth_gear, tmp_path
+):
+    lines = _map_column(
+        _export_lines(fifth_gear_path), "(DWRT CPU) Speed 1", str, SPEED
+    )
+    dataset = read_winpep(_save(tmp_path, lines))
+    # "Speed 1" contains the same values as "Speed" in this file, so the
+    # renamed copy is dropped and one column fewer remains.
+    assert len(dataset.data_vars) == len(fifth_gear.data_vars) - 1
+    np.testing.assert_array_equal(dataset.drum_speed, fifth_gear.drum_speed)
+
+
+def test_duplicate_unknown_column_kept_with_warning(tmp_path, caplog):
+    text = (
+        "Time, (DWRT CPU) Mystery, (DWRT CPU) Mystery, \n"
+        "0, 1, 5, \n0.05, 2, 6, \n"
+    )
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_winpep(_write(tmp_path, text))
+    assert "columns 2 and 3 are both named '(DWRT CPU) Mystery'" in (
+        caplog.text
+    )
+    np.testing.assert_array_equal(dataset.dwrt_cpu_mystery, [1.0, 2.0])
+    np.testing.assert_array_equal(dataset.dwrt_cpu_mystery_2, [5.0, 6.0])
+
+
+def test_second_time_column_raises(fifth_gear_path, tmp_path):
+    lines = _map_column(
+        _export_lines(fifth_gear_path), "(DWRT CPU) Speed 1", str, "Time"
+    )
+    with pytest.raises(
+        LogFormatError,
+        match=r"edited\.txt: columns 1 and 29 are both named 'Time' but "
+        r"hold different values",
+    ):
+        read_log(_save(tmp_path, lines))
+
+
+def test_second_time_column_same_values_dropped(tmp_path):
+    text = "Time, (DWRT CPU) Speed, Time, \n0, 10, 0, \n0.05, 11, 0.05, \n"
+    dataset = read_winpep(_write(tmp_path, text))
+    assert list(dataset.data_vars) == ["drum_speed"]
+    np.testing.assert_allclose(dataset.time, [0.0, 0.05], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param([], id="header-no-newline"),
+        pytest.param([""], id="header-crlf"),
+        pytest.param(["", "  ", ""], id="blank-lines"),
+        pytest.param(["0, "], id="row-cut-after-time"),
+    ],
+)
+def test_header_without_data_raises(fifth_gear_path, tmp_path, tail):
+    header = _export_lines(fifth_gear_path)[0]
+    path = _save(tmp_path, [header, *tail])
+    with pytest.raises(LogFormatError, match=r"edited\.txt has no data rows"):
+        read_log(path)
+
+
+def test_all_time_cells_blank_raises(fifth_gear_path, tmp_path):
+    lines = _map_column(_export_lines(fifth_gear_path), "Time", lambda _: "")
+    with pytest.raises(LogFormatError, match=r"edited\.txt has no data rows"):
+        read_winpep(_save(tmp_path, lines))
+
+
+@pytest.mark.parametrize("value", ["On", "nan", "---", "inf", "1_0"])
+def test_text_cell_in_only_engine_speed(
+    fifth_gear_path, fifth_gear, tmp_path, caplog, value
+):
+    lines = _drop_columns(
+        _export_lines(fifth_gear_path),
+        {"(PV) Engine Speed", "(DWRT CPU) Engine RPM"},
+    )
+    lines = _set_cell(lines, 40, ECU_RPM, value)
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_log(_save(tmp_path, lines))
+    speed = dataset.engine_speed.values
+    assert np.isnan(speed[40])
+    expected = fifth_gear.engine_speed.values.copy()
+    expected[40] = np.nan
+    np.testing.assert_array_equal(speed, expected)
+    assert f"column '{ECU_RPM}' has 1 cell(s)" in caplog.text
+    assert f"(first '{value}' on line 42); reading them as NaN" in (
+        caplog.text
+    )
+
+
+def test_mostly_text_column_stays_text(tmp_path, caplog):
+    text = (
+        "Time, (DWRT CPU) Speed, \n0, On, \n0.05, Off, \n0.1, On, \n"
+        "0.15, 12, \n"
+    )
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_winpep(_write(tmp_path, text))
+    assert "drum_speed" not in dataset
+    assert list(dataset.dwrt_cpu_speed.values) == ["On", "Off", "On", "12"]
+    assert "has 3 of 4 cells that are not numbers" in caplog.text
+
+
+def test_time_in_milliseconds_detected(
+    fifth_gear_path, fifth_gear, tmp_path, caplog
+):
+    lines = _map_column(
+        _export_lines(fifth_gear_path),
+        "Time",
+        lambda text: f"{float(text) * 1000:g}",
+    )
+    path = _save(tmp_path, lines)
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_log(path)
+    assert "reading Time as milliseconds" in caplog.text
+    # Times written with 3 decimals in s are whole ms, so the converted
+    # axis equals the original to float rounding.
+    np.testing.assert_allclose(dataset.time, fifth_gear.time, atol=1e-9)
+    assert float(dataset.time[-1]) == pytest.approx(7.7, abs=1e-9)
+    np.testing.assert_array_equal(dataset.power, fifth_gear.power)
+
+
+def test_time_units_override(fifth_gear_path, tmp_path):
+    lines = _map_column(
+        _export_lines(fifth_gear_path),
+        "Time",
+        lambda text: f"{float(text) * 1000:g}",
+    )
+    dataset = read_winpep(_save(tmp_path, lines), time_units="s")
+    assert float(dataset.time[-1]) == pytest.approx(7700.0, abs=1e-6)
+    with pytest.raises(ValueError, match="time_units='h'; expected"):
+        read_winpep(_save(tmp_path, lines), time_units="h")
+
+
+def _restarted(fifth_gear_path) -> list[str]:
+    """Return the export with its data rows written twice."""
+    lines = _export_lines(fifth_gear_path)
+    body = [line for line in lines[1:] if line]
+    return [lines[0], *body, *body, ""]
+
+
+def test_time_restart_raises(fifth_gear_path, tmp_path):
+    path = _save(tmp_path, _restarted(fifth_gear_path))
+    with pytest.raises(
+        LogFormatError,
+        match=r"edited\.txt: on line 157 Time goes back from 7\.7 s to 0 s "
+        r".*time_restart='keep'",
+    ):
+        read_log(path)
+
+
+def test_time_restart_kept_on_request(fifth_gear_path, tmp_path, caplog):
+    path = _save(tmp_path, _restarted(fifth_gear_path))
+    with caplog.at_level(logging.WARNING, logger="dynoai_lab.io.winpep"):
+        dataset = read_winpep(path, time_restart="keep")
+    assert dataset.sizes["time"] == 310
+    assert "on line 157 Time goes back" in caplog.text
+    report = preflight(dataset, "ve")
+    codes = [(f.level, f.code) for f in report.findings]
+    assert ("error", "time_backwards") in codes
+    with pytest.raises(ValueError, match="time_restart='split'; expected"):
+        read_winpep(path, time_restart="split")
+
+
+def test_fifo_rejected_without_blocking(tmp_path):
+    fifo = tmp_path / "log.txt"
+    os.mkfifo(fifo)
+    # Opening a FIFO for reading blocks until a writer appears; the
+    # alarm turns a regression into a failure instead of a hang.
+    signal.alarm(10)
+    try:
+        for reader in (read_log, read_winpep):
+            with pytest.raises(
+                LogFormatError, match=r"log\.txt is a FIFO .*not a regular"
+            ):
+                reader(fifo)
+    finally:
+        signal.alarm(0)
+
+
+def test_directory_and_device_rejected(tmp_path):
+    with pytest.raises(LogFormatError, match="is a directory"):
+        read_log(tmp_path)
+    with pytest.raises(LogFormatError, match="/dev/zero is a character"):
+        read_log("/dev/zero")

@@ -8,6 +8,7 @@ import xarray as xr
 from conftest import REALDATA
 
 from dynoai_lab.io import PreflightError, preflight, read_log
+from dynoai_lab.io.preflight import looks_like_milliseconds
 
 
 def _log(time=None, **variables):
@@ -77,6 +78,38 @@ def test_time_going_back_is_reported():
     finding = report.findings[0]
     assert (finding.level, finding.code) == ("warning", "time_backwards")
     assert "row 20" in finding.message
+
+
+@pytest.mark.parametrize("analysis", ["ve", "pull"])
+def test_time_going_back_is_error_for_analysis(analysis):
+    # Two recordings joined: time restarts at 0 halfway.
+    time = np.concatenate([np.arange(20), np.arange(20)]) * 0.05
+    log = _log(
+        time,
+        engine_speed=(RPM, {}),
+        manifold_pressure=(MAP, {}),
+        drum_speed=(RPM / 100.0, {}),
+        afr_lc2=(AFR, WIDEBAND),
+    )
+    report = preflight(log, analysis)
+    assert ("error", "time_backwards", "time") in _codes(report)
+    with pytest.raises(PreflightError, match="time goes back 1 times"):
+        report.raise_for_errors()
+
+
+@pytest.mark.parametrize(
+    ("time", "expected"),
+    [
+        (np.arange(40) * 0.05, False),
+        (np.arange(40) * 50.0, True),
+        (np.arange(40) * 1.0, False),
+        # Ten steps are too few to judge.
+        (np.arange(11) * 50.0, False),
+        (np.arange(12) * 50.0, True),
+    ],
+)
+def test_looks_like_milliseconds_cases(time, expected):
+    assert looks_like_milliseconds(time) is expected
 
 
 def test_gap_is_reported():
@@ -182,9 +215,8 @@ def test_report_to_dict_is_plain():
     assert data["findings"][0]["code"] == "missing_channel"
 
 
-@pytest.mark.realdata
-def test_fifth_gear_ready_for_ve_analysis(realdata):
-    report = preflight(read_log(realdata / "harley" / "5TH GEAR.txt"), "ve")
+def test_fifth_gear_ready_for_ve_analysis(fifth_gear_path):
+    report = preflight(read_log(fifth_gear_path), "ve")
     assert report.errors == []
     assert report.sample_rate == pytest.approx(20.0, rel=1e-6)
     codes = _codes(report)

@@ -3,7 +3,8 @@
 :func:`preflight` looks at a Dataset returned by
 :func:`dynoai_lab.io.read_log` and returns a :class:`PreflightReport`
 of findings. Problems that make the requested analysis impossible (a
-required channel missing, empty or stuck) are errors:
+required channel missing, empty or stuck, or time going back, because
+the analyses align samples in time) are errors:
 :meth:`PreflightReport.raise_for_errors` raises one
 :class:`~dynoai_lab.io.errors.PreflightError` naming the file, the
 channel and the fix. Everything else is a warning: gaps, time going
@@ -47,6 +48,10 @@ GAP_FACTOR = 5.0
 RAIL_SHARE = 0.2
 #: Minimum number of finite samples for the stuck and rail checks.
 MIN_SAMPLES = 10
+#: A median time step above this [s] means milliseconds read as
+#: seconds: dyno and ECU logs sample at 2 to 1000 Hz, so their steps
+#: are 1 ms to 0.5 s, and the same numbers in ms step by 1 or more.
+MS_STEP = 1.0
 
 _FIXES = {
     "engine_speed": "log the ECU's engine speed or the dyno's Engine RPM",
@@ -176,7 +181,7 @@ def preflight(
         sample_rate=1.0 / median_step if median_step > 0 else np.nan,
     )
     required = _required_channels(log, analysis, report)
-    _check_time(steps, median_step, report)
+    _check_time(steps, median_step, analysis, report)
     for name, variable in log.data_vars.items():
         if variable.dims != ("time",) or variable.dtype == object:
             continue
@@ -257,17 +262,47 @@ def _check_usable_wideband(log, analysis, report) -> None:
     )
 
 
-def _check_time(steps: np.ndarray, median_step: float, report) -> None:
+def looks_like_milliseconds(time: np.ndarray) -> bool:
+    """Tell whether a time column [s] holds milliseconds.
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Time of each row as read, taken to be seconds.
+
+    Returns
+    -------
+    bool
+        True when there are more than 10 steps forward and their median
+        exceeds :data:`MS_STEP`.
+
+    Notes
+    -----
+    A log at 1 kHz or more written in ms steps by 1 or less and is not
+    detected; a log really sampled slower than 1 Hz is misread as ms.
+    """
+    steps = np.diff(np.asarray(time, dtype=float))
+    forward = steps[steps > 0]
+    return forward.size > 10 and float(np.median(forward)) > MS_STEP
+
+
+def _check_time(
+    steps: np.ndarray, median_step: float, analysis, report
+) -> None:
     back = np.flatnonzero(steps < 0)
     if back.size:
+        # Analyses interpolate and shift samples in time, which needs
+        # time to increase; for them a restart is an error.
+        level = "warning" if analysis is None else "error"
         report.findings.append(
             Finding(
-                "warning",
+                level,
                 "time_backwards",
                 "time",
                 f"time goes back {back.size} times (first at row "
                 f"{back[0] + 1}, by {-steps[back[0]]:.4g} s); the log may "
-                "join several recordings: split it there",
+                "join several recordings, and analyses need increasing "
+                "time: split it there",
             )
         )
     if not median_step > 0:
@@ -285,9 +320,7 @@ def _check_time(steps: np.ndarray, median_step: float, report) -> None:
                 "s); samples across a gap are not continuous",
             )
         )
-    # A median step over 1 s in a dyno or ECU log (usually 5 to 100 Hz)
-    # means milliseconds were read as seconds.
-    if median_step > 1.0 and steps.size > 10:
+    if median_step > MS_STEP and steps.size > 10:
         report.findings.append(
             Finding(
                 "warning",

@@ -18,6 +18,19 @@ files seen so far). Quirks the reader handles:
 - A header may be lost in export (64 ``?`` characters), and several
   columns may be always empty. Such columns are kept.
 
+Malformed exports are handled as follows. A blank Time cell drops its
+row with a warning; any other Time value that is not a finite number
+(``nan``, ``inf``, text) raises. Time going back (a restart, or two
+recordings joined) raises unless ``time_restart="keep"``. Time stepping
+by more than 1 s per sample is read as milliseconds, with a warning.
+Text in a numeric column (``On``, ``---``, ``nan``, ``inf``) becomes NaN
+with a warning naming the column, line and value, unless most of the
+column is text, which is then kept as a text column. Identical copies
+of a column are dropped. Two columns with the same header and different
+values raise when the header is Time or a registry channel, because the
+reader cannot tell which is right. Other such pairs are both kept, with
+a warning.
+
 Recognised channels become the canonical variables of
 ``docs/nomenclature.md``, converted to canonical units, by the priority
 order of :mod:`dynoai_lab.channels`. Every other column is kept as an
@@ -37,12 +50,16 @@ import xarray as xr
 
 from dynoai_lab import channels as registry
 from dynoai_lab.io.errors import LogFormatError
+from dynoai_lab.io.files import read_regular_file
+from dynoai_lab.io.preflight import looks_like_milliseconds
 
 logger = logging.getLogger(__name__)
 
 SOURCE_FORMAT = "winpep8-csv"
 
 _CYLINDERS = ("front", "rear", "both", "unknown")
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3}
+_TIME_RESTART = ("raise", "keep")
 
 
 def read_winpep(
@@ -50,6 +67,8 @@ def read_winpep(
     *,
     units: Mapping[str, str] | None = None,
     wideband_cylinder: Mapping[str, str] | None = None,
+    time_units: str | None = None,
+    time_restart: str = "raise",
 ) -> xr.Dataset:
     """Read a WinPEP 8 CSV or text export into a Dataset.
 
@@ -68,6 +87,16 @@ def read_winpep(
         collector. Values are ``front``, ``rear``, ``both`` or
         ``unknown``. The file itself does not say where a dyno sensor
         sits, so dyno wideband inputs default to ``unknown``.
+    time_units : {"s", "ms"}, optional
+        Unit of the Time column. By default it is seconds unless the
+        median step exceeds 1 s, which is read as milliseconds with a
+        warning (see
+        :func:`dynoai_lab.io.preflight.looks_like_milliseconds`).
+    time_restart : {"raise", "keep"}, default "raise"
+        What to do when Time goes back: raise, or keep the rows in file
+        order with a warning. Analyses shift samples in time, so
+        :func:`dynoai_lab.io.preflight` reports a kept restart as an
+        error for them.
 
     Returns
     -------
@@ -84,9 +113,15 @@ def read_winpep(
     Raises
     ------
     LogFormatError
-        If the file is empty, its header does not start with ``Time``,
-        a row has more fields than the header, a row other than the last
-        has fewer, or a time value is not a number.
+        If the path is not a regular file, the file is empty, its header
+        does not start with ``Time``, a row has more fields than the
+        header, a row other than the last has fewer, no row has a time
+        and a value, a time value is not a finite number, Time goes back
+        (with ``time_restart="raise"``), or two columns share a header
+        but not their values (for Time or a registry channel).
+    ValueError
+        If ``time_units``, ``time_restart`` or ``wideband_cylinder``
+        has a value not listed above.
 
     Examples
     --------
@@ -94,12 +129,23 @@ def read_winpep(
     >>> float(ds.engine_speed.max())  # doctest: +SKIP
     6149.0
     """
+    if time_units not in (None, *_TIME_UNITS):
+        raise ValueError(
+            f"time_units={time_units!r}; expected 's', 'ms' or None"
+        )
+    if time_restart not in _TIME_RESTART:
+        raise ValueError(
+            f"time_restart={time_restart!r}; expected 'raise' or 'keep'"
+        )
     path = Path(path)
     headers, rows = _read_table(path)
-    columns = _columns_from_rows(path, headers, rows)
+    headers, rows = _drop_duplicate_columns(path, headers, rows)
+    text = np.array(rows, dtype=object).reshape(len(rows), len(headers))
+    _check_data_rows(path, text)
 
-    time, keep = _time_coordinate(path, columns.pop(0))
-    data = [column[keep] for column in columns]
+    time, keep = _time_coordinate(path, text[:, 0], time_units, time_restart)
+    lines = np.flatnonzero(keep) + 2
+    data = _columns_from_rows(path, headers[1:], text[keep, 1:], lines)
     variables = _build_variables(
         path, headers[1:], data, units or {}, wideband_cylinder or {}
     )
@@ -169,12 +215,7 @@ def _split(line: str) -> list[str]:
 
 def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     """Read the header and the rows of fields, checking their lengths."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise LogFormatError(
-            f"failed to read WinPEP export {path}: {error}"
-        ) from None
+    raw = read_regular_file(path, LogFormatError, "WinPEP export")
     lines = _decode(path, raw).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -218,76 +259,229 @@ def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _columns_from_rows(
+def _drop_duplicate_columns(
     path: Path, headers: list[str], rows: list[list[str]]
-) -> list[np.ndarray]:
-    """Turn rows of text into one array per column.
+) -> tuple[list[str], list[list[str]]]:
+    """Drop exact copies of a column; raise or warn for differing ones.
 
-    A column whose non-blank cells are all numbers becomes float with NaN
-    for blanks. A column with text in it stays as an object array of
-    str (blank cells become ``""``), and a warning names it.
+    Columns are compared by header (Time case-insensitively) and by the
+    text of every cell. Of identical columns the first is kept. Two
+    differing columns raise when the header is Time or a registry
+    channel, because either could be the right one; other differing
+    columns are both kept, with a warning, under distinct names.
     """
+    if not rows:
+        return headers, rows
     text = np.array(rows, dtype=object).reshape(len(rows), len(headers))
+    first_seen: dict[str, int] = {}
+    drop = set()
+    for index, header in enumerate(headers):
+        key = "time" if header.casefold() == "time" else header
+        if key not in first_seen:
+            first_seen[key] = index
+            continue
+        first = first_seen[key]
+        differ = np.flatnonzero(text[:, first] != text[:, index])
+        columns = f"columns {first + 1} and {index + 1}"
+        if differ.size == 0:
+            logger.info(
+                "%s: %s are both named %r and hold the same values; "
+                "keeping column %d",
+                path,
+                columns,
+                header,
+                first + 1,
+            )
+            drop.add(index)
+            continue
+        row = int(differ[0])
+        difference = (
+            f"first difference on line {row + 2}: "
+            f"{_shorten(text[row, first])!r} and "
+            f"{_shorten(text[row, index])!r}"
+        )
+        if key == "time" or registry.lookup(header) is not None:
+            raise LogFormatError(
+                f"{path}: {columns} are both named {header!r} but hold "
+                f"different values ({difference}); expected one column "
+                "per channel, so rename or remove one"
+            )
+        logger.warning(
+            "%s: %s are both named %r but hold different values (%s); "
+            "keeping both under separate names",
+            path,
+            columns,
+            header,
+            difference,
+        )
+    if not drop:
+        return headers, rows
+    keep = [i for i in range(len(headers)) if i not in drop]
+    return [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+def _check_data_rows(path: Path, text: np.ndarray) -> None:
+    """Raise when no row has both a time and another value."""
+    with_data = (text[:, 0] != "") & (text[:, 1:] != "").any(axis=1)
+    if with_data.any():
+        return
+    if text.shape[0] == 0:
+        found = "only the header line"
+    else:
+        found = (
+            f"{text.shape[0]} line(s) after the header, none with both a "
+            "Time value and a channel value"
+        )
+    raise LogFormatError(
+        f"{path} has no data rows: {found}; expected an export with samples"
+    )
+
+
+def _columns_from_rows(
+    path: Path, headers: list[str], text: np.ndarray, lines: np.ndarray
+) -> list[np.ndarray]:
+    """Turn cells of text into one array per column.
+
+    Blank cells become NaN. A column whose non-blank cells are mostly
+    finite numbers becomes float; its other cells (``On``, ``---``,
+    ``nan``, ``inf``) become NaN and a warning names the column, the
+    first such cell's line and its value. A column that is mostly text
+    stays an object array of str, with a warning. ``lines`` holds the
+    file line number of each row, for messages.
+    """
     columns = []
     for index, header in enumerate(headers):
         cells = pd.Series(text[:, index], dtype=object)
-        blank = cells == ""
+        blank = (cells == "").to_numpy()
         numbers = pd.to_numeric(cells.where(~blank), errors="coerce")
-        bad = ~blank & numbers.isna()
-        if bad.any():
-            example = cells[bad].iloc[0]
+        values = np.array(numbers, dtype=float)
+        bad = ~blank & ~np.isfinite(values)
+        if not bad.any():
+            columns.append(values)
+            continue
+        first = int(np.flatnonzero(bad)[0])
+        if 2 * bad.sum() > (~blank).sum():
             logger.warning(
-                "%s: column %r contains %d non-numeric cells (first %r); "
-                "keeping it as text",
+                "%s: column %r has %d of %d cells that are not numbers "
+                "(first %r on line %d); keeping it as a text column",
                 path,
                 header,
                 int(bad.sum()),
-                example,
+                int((~blank).sum()),
+                _shorten(cells[first]),
+                lines[first],
             )
             columns.append(cells.to_numpy(dtype=object))
-        else:
-            columns.append(numbers.to_numpy(dtype=float))
+            continue
+        logger.warning(
+            "%s: column %r has %d cell(s) that are not finite numbers "
+            "(first %r on line %d); reading them as NaN",
+            path,
+            header,
+            int(bad.sum()),
+            _shorten(cells[first]),
+            lines[first],
+        )
+        values[bad] = np.nan
+        columns.append(values)
     return columns
 
 
-def _time_coordinate(
-    path: Path, time: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Check the Time column and shift it to start at 0.
+def _shorten(text: str, limit: int = 40) -> str:
+    """Cut a cell's text for a message (a cell may hold binary junk)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
-    Returns the time values [s] and a mask of the rows to keep (rows
-    without a time are dropped, with a warning).
+
+def _time_coordinate(
+    path: Path, cells: np.ndarray, time_units: str | None, restart: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the Time column [s], shifted to start at 0.
+
+    Returns the time values and a mask of the rows to keep: rows with a
+    blank Time cell are dropped, with a warning.
     """
-    if time.dtype == object:
-        bad = next(cell for cell in time if cell != "" and _not_number(cell))
+    blank = cells == ""
+    numbers = pd.to_numeric(
+        pd.Series(cells, dtype=object).where(~blank), errors="coerce"
+    ).to_numpy(dtype=float)
+    bad = ~blank & ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise LogFormatError(
-            f"{path}: invalid Time value {bad!r}; expected a number in seconds"
+            f"{path}: invalid Time value {_shorten(cells[row])!r} on line "
+            f"{row + 2}; "
+            "expected a number in seconds, or a blank cell for a row "
+            "without time"
         )
-    keep = np.isfinite(time)
+    keep = ~blank
     if not keep.all():
         logger.warning(
-            "%s: dropping %d rows without a Time value",
+            "%s: dropping %d rows without a Time value (first on line %d)",
             path,
-            int((~keep).sum()),
+            int(blank.sum()),
+            int(np.flatnonzero(blank)[0]) + 2,
         )
-    time = time[keep]
-    if time.size and np.any(np.diff(time) <= 0):
-        logger.warning(
-            "%s: Time does not increase on every row (it restarts or "
-            "repeats); rows are kept in file order",
-            path,
-        )
+    time = numbers[keep]
+    lines = np.flatnonzero(keep) + 2
+    time = time * _time_scale(path, time, time_units)
+    _check_time_order(path, time, lines, restart)
     if time.size:
         time = time - time[0]
     return time, keep
 
 
-def _not_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return True
-    return False
+def _time_scale(path: Path, time: np.ndarray, time_units: str | None) -> float:
+    """Return the factor from the Time column's unit to seconds."""
+    if time_units is not None:
+        return _TIME_UNITS[time_units]
+    if not looks_like_milliseconds(time):
+        return 1.0
+    steps = np.diff(time)
+    logger.warning(
+        "%s: Time steps by a median of %g per row, which as seconds is "
+        "under 1 Hz; reading Time as milliseconds (pass time_units='s' "
+        "to read it as seconds)",
+        path,
+        float(np.median(steps[steps > 0])),
+    )
+    return _TIME_UNITS["ms"]
+
+
+def _check_time_order(
+    path: Path, time: np.ndarray, lines: np.ndarray, restart: str
+) -> None:
+    """Raise or warn when Time goes back; warn when it repeats."""
+    steps = np.diff(time)
+    back = np.flatnonzero(steps < 0)
+    if back.size:
+        line = int(lines[back[0] + 1])
+        where = (
+            f"on line {line} Time goes back from {time[back[0]]:g} s to "
+            f"{time[back[0] + 1]:g} s"
+        )
+        if restart == "raise":
+            raise LogFormatError(
+                f"{path}: {where} ({back.size} time(s) in all); the log "
+                "restarts or joins several recordings, which corrupts "
+                "analyses that align samples in time. Split the file "
+                "there, or pass time_restart='keep' to read it as is"
+            )
+        logger.warning(
+            "%s: %s (%d time(s) in all); rows are kept in file order, and "
+            "preflight reports this as an error for analysis",
+            path,
+            where,
+            back.size,
+        )
+    repeats = np.flatnonzero(steps == 0)
+    if repeats.size:
+        logger.warning(
+            "%s: Time repeats on %d rows (first on line %d); rows are kept "
+            "in file order",
+            path,
+            repeats.size,
+            int(lines[repeats[0] + 1]),
+        )
 
 
 def _build_variables(
@@ -299,7 +493,8 @@ def _build_variables(
 ) -> dict[str, tuple]:
     """Name, convert and describe every column, in file order."""
     winners = _pick_canonical_columns(headers, data)
-    used_names: set[str] = set(registry.REGISTRY)
+    # "time" is the coordinate, so no variable may take that name.
+    used_names: set[str] = set(registry.REGISTRY) | {"time"}
     variables: dict[str, tuple] = {}
 
     for index, (header, values) in enumerate(zip(headers, data, strict=True)):
