@@ -211,6 +211,7 @@ def _parser():
 def cmd_analyze(args):
     """Analyze a log, optionally against a tune; write the results."""
     import dynoai_lab as dl
+    from dynoai_lab.io import FileFormatError
     from dynoai_lab.output import save_analysis
 
     _require_file(args.log, "log")
@@ -230,7 +231,10 @@ def cmd_analyze(args):
         )
     except ValueError as error:
         message = str(error)
-        if str(args.log) not in message:
+        names_a_file = isinstance(error, FileFormatError) or any(
+            str(p) in message for p in (args.log, args.tune) if p
+        )
+        if not names_a_file:
             message = f"{args.log}: {message}"
         raise CommandError(message) from None
 

@@ -156,3 +156,12 @@ def test_afr_target_all_zero_rejected(real_pull):
     )
     with pytest.raises(dl.AnalysisError, match="outside 6.0..20.0"):
         dl.analyze_pull(log, bad)
+
+
+def test_time_going_back_rejected(real_pull):
+    log, tune, _ = real_pull
+    time = log["time"].values.copy()
+    time[100:] -= 3.0
+    restarted = log.assign_coords(time=time)
+    with pytest.raises(dl.AnalysisError, match="time goes back"):
+        dl.analyze_pull(restarted, tune)

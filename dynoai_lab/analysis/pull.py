@@ -222,6 +222,7 @@ def analyze_pull(
     """
     limits = limits or RejectionLimits()
     notes = []
+    _check_time(log)
     if tune is not None:
         check_tune(tune)
     power, peaks, factor, drum = _power_part(log, drum, standard, notes)
@@ -349,6 +350,20 @@ def check_tune(tune):
         raise AnalysisError(
             f"{label}: front and rear VE tables are on different axes; "
             "both must share the same rpm and load breakpoints"
+        )
+
+
+def _check_time(log):
+    """Reject a log whose time goes back, which would corrupt alignment."""
+    time = np.asarray(log["time"].values, dtype=float)
+    steps = np.diff(time)
+    back = np.flatnonzero(steps < 0)
+    if back.size:
+        i = int(back[0])
+        raise AnalysisError(
+            f"{_label(log)}: time goes back from {time[i]} s to "
+            f"{time[i + 1]} s at sample {i + 1} (a logger restart); split "
+            "the log there and analyze the parts separately"
         )
 
 
