@@ -43,14 +43,17 @@ CYLINDERS = ("front", "rear")
 #: under the first reason that applies.
 REJECTION_REASONS = (
     "missing_operating_point",
+    "after_start",
     "cold_engine",
     "decel_fuel_cut",
     "accel_enrichment",
     "fuel_cut",
     "unsteady_throttle",
     "unsteady_map",
-    "sensor_invalid",
+    "sensor_dead",
+    "sensor_railed",
     "off_table",
+    "user_expression",
 )
 
 
@@ -79,6 +82,11 @@ class RejectionLimits:
     fuel_cut_fraction : float
         An injector pulse below this fraction of its 1 s running
         median is a fuel cut (rev limiter) [1].
+    after_start : float
+        Time after an engine start seen in the log during which the
+        ECU's after-start enrichment is active [s].
+    running_speed : float
+        Engine speed above which the engine counts as running [rpm].
     """
 
     min_coolant_temperature: float = 60.0
@@ -87,6 +95,8 @@ class RejectionLimits:
     max_map_rate: float = 150.0
     closed_throttle: float = 1.0
     fuel_cut_fraction: float = 0.75
+    after_start: float = 30.0
+    running_speed: float = 400.0
 
 
 @dataclass
@@ -180,6 +190,7 @@ def analyze_pull(
     settings=None,
     reference=None,
     locked=None,
+    reject=None,
 ):
     """Analyze one dyno pull.
 
@@ -215,6 +226,10 @@ def analyze_pull(
     locked : dict, optional
         ``{"front": mask, "rear": mask}`` of cells that must not change
         (boolean arrays shaped like the VE tables).
+    reject : str, optional
+        A pandas expression over the log's variables; samples where it
+        is true are rejected as ``user_expression``, for example
+        ``"throttle_position < 5 or engine_speed > 6000"``.
 
     Returns
     -------
@@ -254,7 +269,9 @@ def analyze_pull(
         samples = xr.Dataset(coords={"time": log["time"]})
         rejected = {}
     else:
-        samples, rejected = _lambda_part(log, tune, sensors, delay, limits)
+        samples, rejected = _lambda_part(
+            log, tune, sensors, delay, limits, reject
+        )
         for cylinder, counts in rejected.items():
             if counts["accepted"] == 0:
                 reason = max(REJECTION_REASONS, key=counts.get)
@@ -508,7 +525,7 @@ def _peaks(ds):
     }
 
 
-def _lambda_part(log, tune, sensors, delay, limits):
+def _lambda_part(log, tune, sensors, delay, limits, reject=None):
     """Per-sample aligned lambda, target, ratio and rejection reasons."""
     time = log["time"].values
     rpm = _channel(log, "engine_speed")
@@ -523,6 +540,8 @@ def _lambda_part(log, tune, sensors, delay, limits):
 
     target_afr = _target_afr(log, tune, rpm, map_kpa)
     shared = _shared_rejections(log, time, rpm, map_kpa, limits)
+    if reject:
+        shared["user_expression"] = _user_rejections(log, reject)
 
     data = {"transport_delay": ("time", delays, {"units": "s"})}
     data["lambda_target"] = (
@@ -553,7 +572,9 @@ def _lambda_part(log, tune, sensors, delay, limits):
         reasons["fuel_cut"] = np.logical_or.reduce(
             [_fuel_cut(log, c, time, limits) for c in seen]
         )
-        reasons["sensor_invalid"] = ~valid_afr_mask(aligned, stoich)
+        dead, railed = _sensor_faults(aligned, stoich)
+        reasons["sensor_dead"] = dead
+        reasons["sensor_railed"] = railed
         reasons["off_table"] = _off_table(log, tune, rpm, cyl)
         code = _first_reason(reasons, time.size)
         rejected[cyl] = {
@@ -618,6 +639,7 @@ def _shared_rejections(log, time, rpm, map_kpa, limits):
         with np.errstate(invalid="ignore"):
             cold = temp < limits.min_coolant_temperature
     reasons["cold_engine"] = cold
+    reasons["after_start"] = _after_start(time, rpm, limits)
 
     throttle = (
         log["throttle_position"].values
@@ -643,6 +665,62 @@ def _shared_rejections(log, time, rpm, map_kpa, limits):
     )
     reasons["unsteady_map"] = _rate_above(time, map_kpa, limits.max_map_rate)
     return reasons
+
+
+def _after_start(time, rpm, limits):
+    """Mark samples within ``after_start`` seconds of an engine start."""
+    running = np.nan_to_num(rpm) >= limits.running_speed
+    starts = np.flatnonzero(running[1:] & ~running[:-1]) + 1
+    marked = np.zeros(time.shape, bool)
+    for start in starts:
+        marked |= (time >= time[start]) & (
+            time < time[start] + limits.after_start
+        )
+    return marked
+
+
+def _sensor_faults(afr, stoichiometric_afr):
+    """Split unusable wideband readings into dead and railed.
+
+    Dead: no reading, or 0 (a controller warming up or unplugged).
+    Railed: at or beyond the ends of the measuring range, including a
+    lean rail below lambda 1.6 that the channel repeats (an Innovate
+    LC-2 rails at AFR 22.39).
+    """
+    afr = np.asarray(afr, dtype=float)
+    with np.errstate(invalid="ignore"):
+        dead = ~np.isfinite(afr) | (afr <= 0)
+    valid = valid_afr_mask(afr, stoichiometric_afr)
+    railed = ~dead & ~valid
+    live = afr[~dead]
+    if live.size:
+        top = np.max(live)
+        at_top = np.isclose(afr, top, rtol=0, atol=1e-6) & ~dead
+        if at_top.sum() >= 3 and top / stoichiometric_afr > 1.3:
+            railed |= at_top
+    return dead, railed
+
+
+def _user_rejections(log, expression):
+    """Evaluate a user expression over the log's variables."""
+    frame = log.drop_vars(
+        [n for n in log.data_vars if log[n].dims != ("time",)]
+    ).to_dataframe()
+    try:
+        result = frame.eval(expression)
+    except Exception as error:  # noqa: BLE001 - any parse or name error
+        raise AnalysisError(
+            f"reject expression {expression!r} failed: {error}; use the "
+            "log's variable names, for example "
+            "'throttle_position < 5 or engine_speed > 6000'"
+        ) from None
+    values = np.asarray(result)
+    if values.dtype != bool or values.shape != (frame.shape[0],):
+        raise AnalysisError(
+            f"reject expression {expression!r} must give one True/False "
+            "per sample"
+        )
+    return values
 
 
 def _hold(time, active, holdoff):
