@@ -152,3 +152,12 @@ def test_user_expression():
     )
     with pytest.raises(dl.AnalysisError, match="reject expression"):
         analyze(steady_log(), reject="no_such_channel > 1")
+
+
+def test_logger_connecting_late_is_not_a_start():
+    # The first samples have no engine speed yet: that is a logger
+    # connecting, not an engine starting.
+    rpm = with_window(np.full(N, 3000.0), 0, 20, np.nan)
+    result = counts(analyze(steady_log(engine_speed=rpm)))
+    assert result["after_start"] == 0
+    assert result["missing_operating_point"] == 20

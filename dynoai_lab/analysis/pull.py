@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from dynoai_lab.analysis import correction as corr
@@ -669,8 +670,13 @@ def _shared_rejections(log, time, rpm, map_kpa, limits):
 
 def _after_start(time, rpm, limits):
     """Mark samples within ``after_start`` seconds of an engine start."""
-    running = np.nan_to_num(rpm) >= limits.running_speed
-    starts = np.flatnonzero(running[1:] & ~running[:-1]) + 1
+    # A start is a logged stop followed by running; samples without an
+    # engine speed (a logger not yet connected) are neither.
+    known = pd.Series(rpm).ffill().to_numpy()
+    with np.errstate(invalid="ignore"):
+        stopped = known < limits.running_speed
+        running = rpm >= limits.running_speed
+    starts = np.flatnonzero(stopped[:-1] & running[1:]) + 1
     marked = np.zeros(time.shape, bool)
     for start in starts:
         marked |= (time >= time[start]) & (
