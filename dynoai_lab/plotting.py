@@ -120,8 +120,9 @@ def correction_heatmap(corrections, cylinder="front", variable="ratio"):
     cylinder : str
         ``front`` or ``rear``.
     variable : str
-        Variable shown as colour: ``ratio`` (as a change in %),
-        ``ve_proposed``, ``ve_current`` or ``weight``.
+        Variable shown as colour: ``ratio`` (the measured error, in %),
+        ``ve_current`` (before), ``ve_proposed`` (after),
+        ``difference`` (after − before), ``weight`` or ``confidence``.
 
     Returns
     -------
@@ -131,11 +132,22 @@ def correction_heatmap(corrections, cylinder="front", variable="ratio"):
     load_dim = [d for d in ds["ratio"].dims if d != "rpm"][0]
     load = ds[load_dim].values
     rpm = ds["rpm"].values
-    z = ds[variable].values
-    label = variable
+    labels = {
+        "ratio": "measured VE error [%]",
+        "difference": "VE after − before [% points]",
+        "ve_current": "VE before [%]",
+        "ve_proposed": "VE after [%]",
+        "weight": "weight [s]",
+        "confidence": "confidence [1]",
+    }
+    if variable == "difference":
+        z = ds["ve_proposed"].values - ds["ve_current"].values
+    else:
+        z = ds[variable].values
     if variable == "ratio":
         z = (z - 1.0) * 100.0
-        label = "VE change [%]"
+    label = labels.get(variable, variable)
+    centred = variable in ("ratio", "difference")
     hover = np.dstack(
         [
             ds["ratio"].values,
@@ -153,7 +165,7 @@ def correction_heatmap(corrections, cylinder="front", variable="ratio"):
             z=_json_safe(z),
             customdata=_json_safe(hover),
             colorscale="RdBu",
-            zmid=0.0 if variable == "ratio" else None,
+            zmid=0.0 if centred else None,
             colorbar={"title": label},
             hovertemplate=(
                 "rpm %{y}, " + load_label + " %{x}<br>"

@@ -163,3 +163,13 @@ def test_fill_proposal_only_in_unvisited():
     assert proposal[1, 1] < proposal[0, 1] or proposal[1, 1] < 1.1
     empty = correction.fill_proposal(ratio * np.nan, weight * 0, 0.05)
     assert np.isnan(empty).all()
+
+
+def test_binning_benchmark_agrees_with_pandas():
+    from dynoai_lab.benchmarks import run_benchmark
+
+    # The benchmark checks numpy against pandas before it times them.
+    figures = run_benchmark("binning", samples=5000, repeats=1)
+    assert figures["samples"] == 5000
+    assert figures["samples_per_s"] > 0
+    assert figures["pandas_samples_per_s"] > 0

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import DATA
 
@@ -25,10 +26,22 @@ def test_figures_are_strict_json(analysis):
         plotting.correction_heatmap(analysis.corrections, "rear", "weight"),
     ]
     for figure in figures:
-        text = json.dumps(
-            figure.to_plotly_json(), allow_nan=False, default=str
-        )
+        plain = _plain(figure.to_plotly_json())
+        text = json.dumps(plain, allow_nan=False)
         assert len(text) > 100
+
+
+def _plain(value):
+    """Turn arrays into lists so json.dumps sees every number."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def test_heatmap_on_tune_axes(analysis):
@@ -37,3 +50,23 @@ def test_heatmap_on_tune_axes(analysis):
     assert len(heatmap.x) == analysis.corrections.sizes["tps"]
     assert len(heatmap.y) == analysis.corrections.sizes["rpm"]
     assert figure.layout.xaxis.title.text == "throttle [%]"
+
+
+def test_before_after_difference_views(analysis):
+    corrections = analysis.corrections.sel(cylinder="front")
+    before = plotting.correction_heatmap(
+        analysis.corrections, "front", "ve_current"
+    )
+    after = plotting.correction_heatmap(
+        analysis.corrections, "front", "ve_proposed"
+    )
+    difference = plotting.correction_heatmap(
+        analysis.corrections, "front", "difference"
+    )
+    z_before = np.array(before.data[0].z, dtype=float)
+    z_after = np.array(after.data[0].z, dtype=float)
+    z_diff = np.array(difference.data[0].z, dtype=float)
+    np.testing.assert_allclose(z_after - z_before, z_diff, atol=1e-12)
+    changed = corrections["applied_ratio"].values != 1.0
+    assert np.all(z_diff[~changed] == 0.0)
+    assert np.any(z_diff[changed] != 0.0)
