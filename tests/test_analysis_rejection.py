@@ -161,3 +161,17 @@ def test_logger_connecting_late_is_not_a_start():
     result = counts(analyze(steady_log(engine_speed=rpm)))
     assert result["after_start"] == 0
     assert result["missing_operating_point"] == 20
+
+
+@pytest.mark.parametrize("neutral", [0.0, 100.0])
+def test_closed_loop_trim_removed_in_both_conventions(neutral):
+    # The ECU added 5 % fuel in closed loop, logged either as +5 (0 means
+    # no trim) or as 105 (100 means no trim); the table alone would
+    # have run 5 % leaner, so the ratio rises by 5 % either way.
+    base = analyze(steady_log())
+    trimmed = analyze(
+        steady_log(closed_loop_trim_front=np.full(N, neutral + 5))
+    )
+    ratio = np.nanmean(base.samples["ratio_front"].values)
+    ratio_trimmed = np.nanmean(trimmed.samples["ratio_front"].values)
+    assert ratio_trimmed == pytest.approx(ratio * 1.05, rel=1e-12)

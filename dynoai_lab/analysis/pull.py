@@ -562,8 +562,7 @@ def _lambda_part(log, tune, sensors, delay, limits, reject=None):
         # table's; remove that so the ratio speaks for the table alone.
         trim_name = f"closed_loop_trim_{cyl}"
         if trim_name in log:
-            trim = np.nan_to_num(log[trim_name].values) / 100.0
-            ratio = ratio * (1.0 + trim)
+            ratio = ratio * trim_factor(log[trim_name].values)
 
         reasons = dict(shared)
         # A sensor in the collector sees a fuel cut on either cylinder.
@@ -666,6 +665,42 @@ def _shared_rejections(log, time, rpm, map_kpa, limits):
     )
     reasons["unsteady_map"] = _rate_above(time, map_kpa, limits.max_map_rate)
     return reasons
+
+
+def trim_factor(trim):
+    """Return the fuel multiplier a logged closed-loop trim applied.
+
+    Parameters
+    ----------
+    trim : array_like
+        Closed-loop trim as logged [%].
+
+    Returns
+    -------
+    numpy.ndarray
+        Multiplier on the table's fuel [1]; 1 where the trim is NaN.
+
+    Notes
+    -----
+    Loggers write the trim in two conventions: 0 % meaning no trim
+    (a WinPEP export of a Harley ECU) and 100 % meaning no trim
+    (JetDrive and Power Vision logs of the same ECU). The median of
+    the channel decides: within 50 to 150 the trim is read as
+    ``value / 100``, within -50 to 50 as ``1 + value / 100``. Anything
+    else is not a trim, so the multiplier is 1.
+    """
+    values = np.asarray(trim, dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.ones(values.shape)
+    median = float(np.median(finite))
+    if 50.0 <= median <= 150.0:
+        factor = values / 100.0
+    elif -50.0 <= median <= 50.0:
+        factor = 1.0 + values / 100.0
+    else:
+        return np.ones(values.shape)
+    return np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
 
 
 def _after_start(time, rpm, limits):
