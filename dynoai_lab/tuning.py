@@ -5,8 +5,8 @@ runs the test plan on the virtual dyno, analyzes the log exactly as a
 real log would be analyzed, and applies the bounded VE correction to
 the ECU. It stops when the lambda error over the visited cells is
 inside the tolerance, or after ``max_iterations`` pulls; the last pull
-is always a measurement of the table as it stands, never followed by
-an unverified correction.
+always measures the table as it is, and no unverified correction
+follows it.
 """
 
 from __future__ import annotations
@@ -340,10 +340,11 @@ class TuningSession:
         """Return the session's headline figures as a JSON-ready dict.
 
         The ``final`` figures describe the table as the last pull
-        measured it: covered cells (enough weight in that pull), the
-        fraction of them within 1 % lambda, the 95th percentile of the
-        table's VE error against the true VE over them, and how many
-        cells no pull ever visited but that changed anyway (must be 0).
+        measured it. Covered cells are those with enough weight in that
+        pull; the figures give the fraction of them within 1 % lambda
+        and the 95th percentile of the table's VE error against the
+        true VE over them. ``unvisited_cells_changed`` counts cells no
+        pull ever visited that changed anyway, which must be 0.
         """
         final = self._final_figures()
         rejected = {}
