@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dynoai_lab.units import R_AIR, ZERO_CELSIUS
-
 #: Lower heating value of gasoline [J/kg]. Typical textbook value; an
 #: estimate for pump fuel, which varies by a few percent.
 GASOLINE_LHV = 43.0e6
@@ -60,16 +58,14 @@ def trapped_air_mass(
 
     Notes
     -----
-    .. math:: m_{air} = \\frac{VE \\, p_{MAP} V_{cyl}}{R_{air} T}
+    The engine traps air by the same speed-density relation the ECU
+    uses to estimate it, with the true VE in place of the table's:
+    see :func:`dynoai_lab.ecu.speed_density_air_mass`.
     """
-    temperature_k = np.asarray(intake_temperature_c, float) + ZERO_CELSIUS
-    return (
-        np.asarray(ve_percent, float)
-        / 100.0
-        * np.asarray(map_kpa, float)
-        * 1000.0
-        * cylinder_volume
-        / (R_AIR * temperature_k)
+    from dynoai_lab.ecu import speed_density_air_mass
+
+    return speed_density_air_mass(
+        ve_percent, map_kpa, cylinder_volume, intake_temperature_c
     )
 
 
