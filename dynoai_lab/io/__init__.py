@@ -247,7 +247,7 @@ def read_tune(path: str | os.PathLike):
     PvvTune or MsqTune or TableFile or GridTable
         The tune. Each has ``ve_front``, ``ve_rear`` (DataArrays with
         dims ``("rpm", load)``), ``afr_target`` (or None), ``path`` and
-        ``displacement`` [m³] (None when the file does not say).
+        ``displacement`` [m³] (None when the file does not state it).
 
     Raises
     ------

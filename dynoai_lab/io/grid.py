@@ -1,6 +1,6 @@
 """Read and write tables as grid CSV files.
 
-A grid CSV holds one table: the first row is a corner cell followed by
+A grid CSV contains one table: the first row is a corner cell followed by
 the column breakpoints, each further row a row breakpoint followed by
 the cells. Variants seen in tuning tools:
 
@@ -61,7 +61,7 @@ class GridTable:
     shared_ve : bool
         True: the one table is :attr:`ve_front` and :attr:`ve_rear`.
     afr_target, displacement : None
-        A grid holds one table only.
+        A grid contains one table only.
     """
 
     shared_ve = True

@@ -22,7 +22,7 @@ Tables are returned with dims ``("rpm", load)`` as in the rest of the
 library, that is transposed from the file's row order.
 
 A TunerStudio ``.table`` export (root ``<tableData>``, namespace
-``http://www.EFIAnalytics.com/:table``) holds one table: ``xAxis``,
+``http://www.EFIAnalytics.com/:table``) contains one table: ``xAxis``,
 ``yAxis`` and ``zValues`` with ``rows`` x ``cols`` values.
 
 Writing splices new value texts into the original bytes and copies
@@ -523,7 +523,7 @@ class TableFile:
         True: the one table is exposed as :attr:`ve_front` and
         :attr:`ve_rear` when it is a VE table.
     afr_target, displacement : None
-        A table export holds nothing else.
+        A table export contains nothing else.
     """
 
     shared_ve = True
