@@ -191,6 +191,16 @@ def _parser():
     inspect.add_argument("--json", action="store_true", help="JSON output")
     inspect.set_defaults(func=cmd_inspect)
 
+    app = sub.add_parser(
+        "app",
+        help="serve the workbench (dyno control panel) as a web app on "
+        "127.0.0.1 with Voila",
+    )
+    app.add_argument(
+        "--port", type=int, default=None, help="TCP port (default: a free one)"
+    )
+    app.set_defaults(func=cmd_app)
+
     demo = sub.add_parser("demo", help="run the main job into reports/")
     demo.add_argument(
         "--out",
@@ -471,6 +481,16 @@ def _inspect_lines(record):
         )
     for finding in record["findings"]:
         yield f"  {finding['level']}: {finding['message']}"
+
+
+def cmd_app(args):
+    """Serve notebooks/00_workbench.ipynb with Voila until Ctrl-C."""
+    from dynoai_lab.app import AppError, serve
+
+    try:
+        return serve(port=args.port)
+    except AppError as error:
+        raise CommandError(str(error)) from None
 
 
 def cmd_demo(args):

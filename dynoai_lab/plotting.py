@@ -290,3 +290,111 @@ def _json_safe(values):
     cleaned = np.where(np.isfinite(array), array, np.nan).astype(object)
     cleaned[~np.isfinite(array)] = None
     return cleaned.tolist()
+
+
+#: Views of :func:`cell_heatmap`: variable shown and colour-bar label.
+CELL_VIEWS = {
+    "ratio": "measured VE error [%]",
+    "ve_current": "VE before [%]",
+    "ve_proposed": "VE after [%]",
+    "difference": "VE after − before [% points]",
+    "confidence": "confidence [1]",
+    "hits": "hits [1]",
+}
+
+
+def cell_heatmap(
+    corrections, cylinder="front", view="ratio", rejected=None, locked=None
+):
+    """Plot one view of a VE correction with every cell figure on hover.
+
+    Parameters
+    ----------
+    corrections : xarray.Dataset
+        ``PullAnalysis.corrections`` with dims ``(cylinder, rpm, load)``.
+    cylinder : str
+        ``front`` or ``rear``.
+    view : str
+        One of :data:`CELL_VIEWS`: the measured error (``ratio``, in
+        %), VE before, after, their difference, confidence or hits.
+    rejected : numpy.ndarray, optional
+        Rejected samples per cell, from
+        :func:`dynoai_lab.cells.rejection_counts`.
+    locked : numpy.ndarray, optional
+        Boolean mask of locked cells, drawn as black crosses.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The heatmap is trace 0; locked cells, when any, are trace 1.
+    """
+    if view not in CELL_VIEWS:
+        raise ValueError(
+            f"view {view!r} is not known; use one of {sorted(CELL_VIEWS)}"
+        )
+    ds = corrections.sel(cylinder=cylinder)
+    load_dim = [d for d in ds["ratio"].dims if d != "rpm"][0]
+    x = [f"{v:g}" for v in ds[load_dim].values]
+    y = [f"{v:g}" for v in ds["rpm"].values]
+    before = ds["ve_current"].values
+    after = ds["ve_proposed"].values
+    if view == "difference":
+        z = after - before
+    elif view == "ratio":
+        z = (ds["ratio"].values - 1.0) * 100.0
+    else:
+        z = ds[view].values
+    if rejected is None:
+        rejected = np.zeros(before.shape)
+    if locked is None:
+        locked = np.zeros(before.shape, bool)
+    hover = np.dstack(
+        [
+            ds["ratio"].values,
+            ds["hits"].values,
+            ds["confidence"].values,
+            rejected,
+            before,
+            after,
+            np.asarray(locked, dtype=float),
+        ]
+    )
+    load_label = "MAP [kPa]" if load_dim == "map" else "throttle [%]"
+    label = CELL_VIEWS[view]
+    fig = go.Figure(
+        go.Heatmap(
+            x=x,
+            y=y,
+            z=_json_safe(z),
+            customdata=_json_safe(hover),
+            colorscale="RdBu" if view in ("ratio", "difference") else None,
+            zmid=0.0 if view in ("ratio", "difference") else None,
+            colorbar={"title": label},
+            hovertemplate=(
+                "rpm %{y}, " + load_label + " %{x}<br>"
+                "ratio %{customdata[0]:.3f}, hits %{customdata[1]:.0f}<br>"
+                "confidence %{customdata[2]:.2f}, "
+                "rejected %{customdata[3]:.0f} samples<br>"
+                "VE %{customdata[4]:.1f} → %{customdata[5]:.1f} %<br>"
+                "locked %{customdata[6]:.0f}<extra></extra>"
+            ),
+        )
+    )
+    rows, columns = np.nonzero(np.asarray(locked, dtype=bool))
+    if rows.size:
+        fig.add_scatter(
+            x=[x[c] for c in columns],
+            y=[y[r] for r in rows],
+            mode="markers",
+            marker={"symbol": "x-thin", "size": 9, "line": {"width": 2}},
+            marker_color="black",
+            name="locked",
+            hoverinfo="skip",
+        )
+    fig.update_layout(
+        title=f"{cylinder} cylinder: {label}",
+        xaxis_title=load_label,
+        yaxis_title="engine speed [rpm]",
+        margin={"t": 60, "b": 40},
+    )
+    return fig

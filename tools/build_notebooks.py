@@ -266,6 +266,92 @@ dl.iteration_table(panel.session.summary())
 """),
 ]
 
+WORKBENCH = [
+    md(
+        "# Dyno workbench\n\nOne screen for a dyno session: pick the engine, "
+        "dyno, weather and test plan of the virtual dyno, or load a real "
+        "log; pick the tune from `data/` or upload a `.pvv` or `.msq`. "
+        "**Trigger Pull** runs the plan and plots power and lambda, "
+        "**Analyze Pull** computes the VE correction on the tune's own axes "
+        "(hover a cell for its ratio, hits, confidence and rejected "
+        "samples), **Apply** writes it into the working tables (locked cells "
+        "never change), **Roll Back** restores the tables bit for bit, and "
+        "**Start Closed-Loop Tuning** repeats pull, analyze and correct in "
+        "the background until **Stop**. `dynoai-lab app` serves this "
+        "notebook as a web app."
+    ),
+    code("""
+from dynoai_lab.workbench import Workbench, served_by_voila
+
+bench = Workbench(engine="m8-114", seed=0, plan="wot", iterations=2)
+bench.check_health()
+bench.widget()
+"""),
+    md(
+        "The cells below press the buttons through the same methods, so the "
+        "notebook also runs unattended (and under nbval in the test suite). "
+        "They do nothing when Voila serves the notebook, so the web app "
+        "starts with an empty panel."
+    ),
+    code("""
+walkthrough = not served_by_voila()
+if walkthrough:
+    bench.trigger_pull()
+    assert bench.last_error is None, bench.last_error
+    assert len(bench.power_figure.data) == 2, "no power and torque traces"
+    bench.analyze_pull()
+    assert bench.last_error is None, bench.last_error
+    assert bench.heatmap_figure.data[0].type == "heatmap"
+bench.status.value
+"""),
+    md(
+        "Lock the low-speed, low-MAP cells, apply the correction, check that "
+        "the locked cells kept their VE, then roll back to the exact tables."
+    ),
+    code("""
+import numpy as np
+
+if walkthrough:
+    before = {cyl: table.copy() for cyl, table in bench.tables.items()}
+    bench.lock_cells((750, 2000), (10, 40))
+    bench.analyze_pull()
+    bench.apply()
+    assert bench.last_error is None, bench.last_error
+    for cyl, table in bench.tables.items():
+        locked = bench.locked[cyl]
+        assert np.array_equal(table.values[locked], before[cyl].values[locked])
+    bench.rollback()
+    for cyl, table in bench.tables.items():
+        assert np.array_equal(table.values, before[cyl].values)
+    bench.unlock_cells((0, 10000), (0, 110))
+bench.status.value
+"""),
+    md(
+        "Two iterations of closed-loop tuning, run to the end in this cell "
+        "(the button runs it in the background):"
+    ),
+    code("""
+if walkthrough:
+    bench.start_tuning(background=False)
+    errors = bench.session.history["mean_abs_lambda_error_pct"].values
+    assert bench.progress.value == bench.progress.max == 2
+    assert errors[-1] < errors[0], f"error did not fall: {errors}"
+bench.progress_text.value
+"""),
+    md(
+        "Downloads: the corrected tune in the input's format and the "
+        "analysis as NetCDF, JSON and CSV. A broken log gives one message."
+    ),
+    code("""
+if walkthrough:
+    files = bench.prepare_downloads()
+    assert "m8-114_corrected.pvv" in files, sorted(files)
+    bench.upload_log("broken.csv", b"time,engine_speed\\nnot a number,1\\n")
+    assert bench.last_error and "broken.csv" in bench.last_error
+bench.last_error
+"""),
+]
+
 REAL_PULL = [
     md(
         "# Real pull: Harley-Davidson CVO Fat Boy, 5th gear\n\nA WinPEP 8 "
@@ -305,6 +391,8 @@ dl.rejection_table(analysis)
 ]
 
 if __name__ == "__main__":
+    write("notebooks/00_workbench.ipynb", WORKBENCH)
+    write("dynoai_lab/data/workbench.ipynb", WORKBENCH)
     write("dynoai_lab/templates/report_pull.ipynb", REPORT_PULL)
     write("dynoai_lab/templates/report_tuning.ipynb", REPORT_TUNING)
     write("notebooks/01_virtual_dyno.ipynb", VIRTUAL_DYNO)
