@@ -163,6 +163,58 @@ def _parser():
     )
     simulate.set_defaults(func=cmd_simulate)
 
+    batch = sub.add_parser(
+        "batch",
+        help="run many logs, or a tuning study grid, in parallel on Dask",
+    )
+    batch.add_argument(
+        "logs",
+        nargs="*",
+        help="log files, folders or glob patterns (quote the pattern)",
+    )
+    batch.add_argument("--tune", type=Path, help="tune to correct each log")
+    batch.add_argument(
+        "--wideband", help="wideband variable to use in each log"
+    )
+    batch.add_argument(
+        "--grid",
+        type=Path,
+        help="study grid (YAML or JSON) instead of logs; see docs/batch.md",
+    )
+    batch.add_argument(
+        "--store",
+        type=Path,
+        required=True,
+        help="run store: runs/ folders and catalog.parquet (created)",
+    )
+    batch.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes of the local Dask cluster",
+    )
+    batch.add_argument(
+        "--scheduler",
+        help="address of a running Dask scheduler, e.g. "
+        "tcp://127.0.0.1:8786, instead of a local cluster",
+    )
+    batch.add_argument(
+        "--reports",
+        choices=("all", "none"),
+        default="all",
+        help="all: papermill notebook and HTML per run; none: the same "
+        "analysis without a notebook (no kernel start per run)",
+    )
+    batch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the items whose last run failed",
+    )
+    batch.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+    batch.set_defaults(func=cmd_batch)
+
     engines = sub.add_parser("engines", help="list engine parameter sets")
     engines.add_argument("--json", action="store_true", help="JSON output")
     engines.set_defaults(func=cmd_engines)
@@ -343,6 +395,54 @@ def cmd_simulate(args):
         )
     print(f"wrote {out / 'summary.json'}")
     return 0
+
+
+def cmd_batch(args):
+    """Run a batch of logs or a study grid into a run store."""
+    from dynoai_lab import batch
+
+    if bool(args.logs) == (args.grid is not None):
+        raise CommandError(
+            "give either log files, folders or patterns, or --grid FILE "
+            "for a tuning study, not both and not neither"
+        )
+    if args.grid is not None:
+        _require_file(args.grid, "study grid")
+        items = batch.study_items(batch.read_grid(args.grid))
+    else:
+        if args.tune is not None:
+            _require_file(args.tune, "tune")
+        items = batch.log_items(args.logs, args.tune, args.wideband)
+    _require_output_folder(args.store)
+    try:
+        result = batch.run_batch(
+            items,
+            args.store,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            reports=args.reports,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; finished runs are in {args.store}; run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except batch.StoreLockedError as error:
+        raise CommandError(str(error)) from None
+    rows = result.rows
+    failed = rows[rows["status"] == "failed"]
+    print(
+        f"{result.succeeded} succeeded, {result.failed} failed, "
+        f"{result.skipped} skipped (already in the catalog)"
+    )
+    for row in failed.itertuples():
+        print(f"failed: {row.name}: {row.error}")
+    print(f"catalog: {result.store / 'catalog.parquet'}")
+    return 1 if len(failed) else 0
 
 
 def cmd_engines(args):

@@ -390,6 +390,194 @@ dl.rejection_table(analysis)
 """),
 ]
 
+
+# Batch reports (dynoai-lab batch): per-run templates and the summary.
+
+BATCH_LOG = [
+    md(
+        "# Batch log report\n\nOne log of a `dynoai-lab batch` run: "
+        "power, torque and VE corrections. The log may be any format "
+        "`read_log` reads or a simulated NetCDF log."
+    ),
+    code(
+        """
+log_path = ""  # empty: the bundled real Harley pull
+tune_path = ""  # empty: the bundled base tune; None: no VE correction
+wideband = None
+out_dir = ""  # empty: save nothing
+""",
+        tags=["parameters"],
+    ),
+    code("""
+import dynoai_lab as dl
+from dynoai_lab import batch, plotting
+
+plotting.use_offline_renderer()
+if tune_path == "":
+    tune_path = str(dl.bundled_path(dl.DEMO_TUNE))
+parameters = {
+    "log_path": log_path or str(dl.bundled_path(dl.DEMO_LOG)),
+    "tune_path": tune_path,
+    "wideband": wideband,
+}
+analysis = batch.run_log_item(parameters, out_dir or None)
+dl.summary_table(analysis.summary())
+"""),
+    code("""
+dl.wideband_table(analysis)
+"""),
+    code("""
+dl.notes_table(analysis)
+"""),
+    code("""
+if analysis.power is not None:
+    figure = plotting.power_torque_figure(analysis)
+else:
+    figure = "no power curve: the log has no drum speed"
+figure
+"""),
+    code("""
+figures = []
+if analysis.corrections is not None:
+    for cylinder in ("front", "rear"):
+        figures.append(
+            plotting.correction_heatmap(analysis.corrections, cylinder)
+        )
+figures[0] if figures else "no tune given: no VE corrections"
+"""),
+    code("""
+figures[1] if len(figures) > 1 else None
+"""),
+    code("""
+dl.rejection_table(analysis)
+"""),
+]
+
+BATCH_STUDY = [
+    md(
+        "# Study session report\n\nOne closed-loop tuning session of a "
+        "`dynoai-lab batch --grid` study, with its sensor delay and "
+        "starting VE error."
+    ),
+    code(
+        """
+engine = "m8-114"
+seed = 0
+ve_error_pct = [8.0, 15.0]  # uniform [%], or a smooth error range [%]
+delay_scale = 1.0  # factor on the exhaust transport delay volume [1]
+sensor_lag_s = 0.1  # sensor time constant [s]
+plan = "part-throttle"
+iterations = 4
+delay_compensation = None  # None: the tuning session's default
+out_dir = ""  # empty: save nothing
+""",
+        tags=["parameters"],
+    ),
+    code("""
+import dynoai_lab as dl
+from dynoai_lab import batch, plotting
+
+plotting.use_offline_renderer()
+parameters = {
+    "engine": engine,
+    "seed": seed,
+    "ve_error_pct": ve_error_pct,
+    "delay_scale": delay_scale,
+    "sensor_lag_s": sensor_lag_s,
+    "plan": plan,
+    "iterations": iterations,
+    "delay_compensation": delay_compensation,
+}
+session = batch.run_study_item(parameters, out_dir or None)
+dl.iteration_table(session.summary())
+"""),
+    code("""
+session.stop_reason
+"""),
+    code("""
+plotting.tuning_error_figure(session.history)
+"""),
+    code("""
+plotting.correction_heatmap(session.last_analysis.corrections, "front")
+"""),
+]
+
+BATCH_SUMMARY = [
+    md(
+        "# Batch summary\n\nEvery run of a run store, read from its "
+        "catalog: power curves per vehicle, VE changes cell by cell, "
+        "coverage and, for tuning studies, iterations to converge "
+        "against the sensor delay and the starting VE error."
+    ),
+    code(
+        """
+store = ""  # empty: a small example batch in the temporary folder
+workers = 2
+""",
+        tags=["parameters"],
+    ),
+    md(
+        "With no `store` given, the notebook runs a small example "
+        "batch: three simulated pulls, the bundled real pull, and a "
+        "study of 8 short tuning sessions. A second run finds them in "
+        "the catalog and skips them."
+    ),
+    code("""
+import tempfile
+from pathlib import Path
+
+import dynoai_lab as dl
+from dynoai_lab import batch, plotting
+from dynoai_lab.batch import figures, summary
+
+plotting.use_offline_renderer()
+if not store:
+    store = Path(tempfile.gettempdir()) / "dynoai-lab-batch-summary"
+    logs = batch.write_simulated_logs(store.with_name("sim-logs"), 3)
+    items = batch.log_items([*logs, dl.bundled_path(dl.DEMO_LOG)])
+    items += batch.study_items(
+        {
+            "seed": [0, 1],
+            "delay_scale": [1.0, 3.0],
+            "ve_error_pct": [[4, 8], [8, 15]],
+            "iterations": 3,
+        }
+    )
+    batch.run_batch(items, store, workers=workers, reports="none")
+catalog = batch.read_catalog(store)
+catalog["status"].value_counts()
+"""),
+    code("""
+catalog[["name", "kind", "status", "error", "peak_power_hp", "iterations"]]
+"""),
+    md("## Power curves per vehicle"),
+    code("""
+figures.power_curves_figure(summary.power_curves(catalog, store))
+"""),
+    md(
+        "## VE change cell by cell\n\nMean change over the runs that "
+        "covered each cell, and how many runs covered it."
+    ),
+    code("""
+changes = summary.ve_changes(catalog, store)
+list(changes)
+"""),
+    code("""
+[figures.ve_change_figure(changes, group) for group in changes][:3]
+"""),
+    md("## Coverage"),
+    code("""
+summary.coverage_table(changes)
+"""),
+    md("## Tuning studies: iterations to converge"),
+    code("""
+summary.convergence_table(catalog)
+"""),
+    code("""
+figures.convergence_figure(catalog)
+"""),
+]
+
 if __name__ == "__main__":
     write("notebooks/00_workbench.ipynb", WORKBENCH)
     write("dynoai_lab/data/workbench.ipynb", WORKBENCH)
@@ -398,3 +586,6 @@ if __name__ == "__main__":
     write("notebooks/01_virtual_dyno.ipynb", VIRTUAL_DYNO)
     write("notebooks/02_closed_loop_tuning.ipynb", CLOSED_LOOP)
     write("notebooks/03_real_pull_analysis.ipynb", REAL_PULL)
+    write("dynoai_lab/templates/report_batch_log.ipynb", BATCH_LOG)
+    write("dynoai_lab/templates/report_study.ipynb", BATCH_STUDY)
+    write("notebooks/04_batch_summary.ipynb", BATCH_SUMMARY)
