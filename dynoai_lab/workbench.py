@@ -127,6 +127,7 @@ class Workbench:
         self.timings = {}
         self.downloads = {}
         self._applied = False
+        self._running = False
         self._thread = None
         self._stop = threading.Event()
         self._build_controls(engine, seed, dyno, plan, tune, iterations)
@@ -600,7 +601,7 @@ class Workbench:
     @property
     def busy(self):
         """True while a tuning session runs in the background."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     @_handler("Start Closed-Loop Tuning")
     def start_tuning(self, background=True):
@@ -647,6 +648,7 @@ class Workbench:
         if not background:
             self._run_session(session)
             return session
+        self._set_busy(True)
         self._thread = threading.Thread(
             target=self._run_session,
             args=(session,),
@@ -994,6 +996,7 @@ class Workbench:
             )
 
     def _set_busy(self, busy):
+        self._running = busy
         for button in (
             self.trigger_button,
             self.analyze_button,
@@ -1168,7 +1171,8 @@ def _replace_figure(widget, figure):
 def _peak_text(analysis):
     peaks = analysis.peaks
     power = peaks.get("peak_power_hp")
-    if power is None or not np.isfinite(power):
+    # A coast-down never drives the drum, so its peak is not a result.
+    if power is None or not np.isfinite(power) or power <= 0:
         return ""
     return (
         f"; peak {power:.1f} hp at {peaks['peak_power_rpm']} rpm "
