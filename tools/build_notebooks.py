@@ -541,6 +541,7 @@ if not store:
             "delay_scale": [1.0, 3.0],
             "ve_error_pct": [[4, 8], [8, 15]],
             "iterations": 3,
+            "delay_compensation": "model",
         }
     )
     batch.run_batch(items, store, workers=workers, reports="none")
