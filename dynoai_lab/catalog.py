@@ -1,7 +1,7 @@
 """The run catalog of a batch: one Parquet table, one row per run.
 
 A run store (see :mod:`dynoai_lab.batch`) keeps ``catalog.parquet``
-beside its ``runs/`` folder. Each row holds a run's parameters, the
+beside its ``runs/`` folder. Each row contains a run's parameters, the
 SHA-256 of its inputs, its status and error, and its summary figures;
 pandas reads it with ``pandas.read_parquet``. Only the process that
 drives the batch writes the catalog, and every write replaces the whole

@@ -63,6 +63,7 @@ def test_sigint_stops_cleanly_and_the_rerun_resumes(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -71,7 +72,8 @@ def test_sigint_stops_cleanly_and_the_rerun_resumes(tmp_path):
                 break
             time.sleep(0.05)
         assert process.poll() is None, "the batch ended before the interrupt"
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole process group.
+        os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -79,6 +81,7 @@ def test_sigint_stops_cleanly_and_the_rerun_resumes(tmp_path):
             process.communicate()
     assert process.returncode == 130, err
     assert "run the same command again to resume" in err
+    assert "Traceback" not in err
     recorded = read_catalog(store)
     assert 2 <= len(recorded) < 16
     assert (recorded["status"] == "succeeded").all()

@@ -10,10 +10,13 @@ each result arrives.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import shutil
+import signal
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +91,17 @@ class RunStore:
                 f"run store {self.path} is in use by another batch; wait "
                 "for it to finish or choose another --store"
             ) from None
-        shutil.rmtree(self.path / STAGING, ignore_errors=True)
-        catalog = read_catalog(self.path)
-        self.rows = {
-            row["run_id"]: _plain(row)
-            for row in catalog.to_dict(orient="records")
-        }
-        self._reconcile()
+        try:
+            shutil.rmtree(self.path / STAGING, ignore_errors=True)
+            catalog = read_catalog(self.path)
+            self.rows = {
+                row["run_id"]: _plain(row)
+                for row in catalog.to_dict(orient="records")
+            }
+            self._reconcile()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -107,9 +114,9 @@ class RunStore:
     def _reconcile(self):
         """Match the catalog to the run folders on disk.
 
-        A run folder whose row is missing (the batch stopped between
-        the rename and the catalog write) is added from its
-        ``run.json``; a succeeded row whose folder is gone is dropped,
+        A run folder whose row is missing is added from its
+        ``run.json``: the batch stopped between the rename and the
+        catalog write. A succeeded row whose folder is gone is dropped,
         so the run is done again.
         """
         changed = False
@@ -179,10 +186,10 @@ def run_batch(
         Address of a running Dask scheduler, for example
         ``"tcp://127.0.0.1:8786"``, used instead of a local cluster.
     reports : {"all", "none"}
-        ``"all"`` runs each item through its papermill report template
-        (an executed notebook and offline HTML in every run folder);
-        ``"none"`` runs the same library code without a notebook, which
-        skips a Jupyter kernel start per run.
+        ``"all"`` runs each item through its papermill report template,
+        which leaves an executed notebook and offline HTML in every run
+        folder. ``"none"`` runs the same library code without a
+        notebook and so saves a Jupyter kernel start per run.
     retry_failed : bool
         Run again items whose last run failed; by default they are
         skipped like succeeded ones, since the same inputs fail the
@@ -258,14 +265,19 @@ def _submit(todo, run_store, workers, scheduler, counts, progress):
     else:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.WARNING,
-        )
+        with _sigint_ignored():
+            # Worker processes inherit the ignored SIGINT, so Ctrl-C in
+            # a terminal reaches only the driver, which closes them.
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+                # The health endpoint on a free loopback port, not 8787.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )
         client = Client(cluster)
     bar = _progress_bar(len(todo), progress)
     futures = {}
@@ -294,6 +306,19 @@ def _submit(todo, run_store, workers, scheduler, counts, progress):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this block (main thread only; elsewhere no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _result_row(future, task):

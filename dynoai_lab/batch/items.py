@@ -211,7 +211,7 @@ def read_grid(path):
     ------
     ValueError
         If the file is not a mapping, has an unknown key, or a value is
-        out of range; the message names the file and the key.
+        out of range. The message names the file and the key.
     """
     import yaml
 

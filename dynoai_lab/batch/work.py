@@ -2,7 +2,7 @@
 
 :func:`execute_item` runs on a Dask worker. It builds the run in a
 staging folder inside the store and renames it into ``runs/`` only when
-the run succeeded, so ``runs/`` never holds half a run. It never
+the run succeeded, so ``runs/`` never contains half a run. It never
 raises for a failing item: it returns the catalog row, with status
 ``"failed"`` and the error, and the driver records it.
 
@@ -110,8 +110,8 @@ def run_log_item(parameters, out_dir=None):
 def vehicle_label(log, path):
     """Return the vehicle a log belongs to, for grouping in summaries.
 
-    A simulated log names its engine set; a real log is labelled by the
-    folder it lies in, as shops keep one folder per customer vehicle.
+    A simulated log names its engine set. A real log is labelled by the
+    folder it lies in, because shops keep one folder per vehicle.
     """
     if log.attrs.get("source_format") == "simulated" and log.attrs.get(
         "engine"
