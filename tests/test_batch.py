@@ -225,3 +225,25 @@ def test_reports_are_executed_notebooks_and_html(
     failed = result.catalog[result.catalog["status"] == "failed"].iloc[0]
     # papermill reports the notebook cell's exception by name.
     assert failed["error"].startswith("LogFormatError: ")
+
+
+def test_cli_needs_logs_or_a_grid(tmp_path, capsys):
+    assert main(["batch", "--store", str(tmp_path / "store")]) == 2
+    assert "either log files" in capsys.readouterr().err
+
+
+def test_cli_reports_a_bad_grid_with_its_file(tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("plan: [sideways]\n")
+    argv = ["batch", "--grid", str(grid), "--store", str(tmp_path / "s")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(grid) in err
+    assert "plan 'sideways' is unknown" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_reports_a_pattern_without_matches(tmp_path, capsys):
+    argv = ["batch", str(tmp_path / "*.csv"), "--store", str(tmp_path / "s")]
+    assert main(argv) == 2
+    assert "no log file matches" in capsys.readouterr().err
