@@ -124,7 +124,16 @@ def _parser():
         "--delay-compensation",
         choices=("on", "off"),
         default="on",
-        help="align wideband samples with the transport delay model",
+        help="align wideband samples with the transport delay, estimated "
+        "from the first pull that allows it (the default model until "
+        "then); off analyzes them as logged",
+    )
+    tune.add_argument(
+        "--plan",
+        choices=("steady-state", "covering"),
+        default="steady-state",
+        help="steady-state holds every reachable cell, driven from point "
+        "to point; covering runs part- and full-throttle sweeps",
     )
     tune.add_argument("--out", type=Path, required=True, help=OUT_HELP)
     tune.set_defaults(func=cmd_tune)
@@ -336,6 +345,7 @@ def cmd_tune(args):
     session = TuningSession(
         engine,
         ecu,
+        plan=sim.named_plan(args.plan, engine, ecu),
         seed=args.seed,
         max_iterations=args.iterations,
         delay_compensation=args.delay_compensation == "on",

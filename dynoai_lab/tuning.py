@@ -74,9 +74,10 @@ class TuningSession:
         Engine parameter set (``dynoai_lab.sim.get_engine(name)``).
     ecu : ECU
         Starting ECU; the session works on a copy.
-    plan : list of Sweep, optional
-        Test plan run at each iteration; default
-        :func:`dynoai_lab.sim.covering_plan`.
+    plan : list, optional
+        Test plan run at each iteration; default every reachable cell
+        of the ECU's VE table held in turn, driven from point to point
+        (:func:`dynoai_lab.sim.steady_state_plan` with ``chained=True``).
     seed : int
         Seed of the whole session; iteration ``k`` draws its noise from
         ``numpy.random.SeedSequence([seed, k])``.
@@ -86,21 +87,33 @@ class TuningSession:
         Band of lambda error that counts as tuned [%].
     converged_fraction : float
         Converged when at least this fraction of visited cells is
-        inside ``tolerance_pct`` [1]. Unvisited cells never count.
+        inside ``tolerance_pct`` [1]; by default all of them, because
+        the cells left outside are those whose first correction hit
+        the per-pull limit, and one more pull fixes them. Unvisited
+        cells never count.
     settings : CorrectionSettings, optional
         Limits per iteration and in total (against the starting
         table), minimum weight and smoothing.
     locked : dict, optional
         ``{"front": mask, "rear": mask}`` of cells never changed.
-    delay_compensation : bool
-        Align wideband samples with the analysis's transport delay
-        model; False analyzes them as logged (for comparison).
+    delay_compensation : {"estimate", "model", "off"} or bool
+        How wideband samples are aligned with the operating point that
+        produced them. ``"estimate"`` (the default; True means the
+        same) fits the transport delay to each pull's log
+        (:func:`~dynoai_lab.analysis.delay.estimate_delay`) and falls
+        back to the default model when the fit is not confident;
+        ``"model"`` uses the default plug-flow model; ``"off"`` (or
+        False) analyzes the samples as logged, for comparison. The
+        delay belongs to the installation, so the first confident
+        estimate is kept for the later pulls.
     max_oscillating_fraction : float
         Stop when more than this fraction of visited cells flips the
         sign of its correction in two iterations running [1].
     simulate_kwargs : dict, optional
         Passed to :func:`dynoai_lab.sim.simulate_plan` (dyno, weather,
-        sample rate).
+        sample rate, sensor). The sensor defaults to
+        :data:`dynoai_lab.sim.REALISTIC_SENSOR` (delay 0.4 to 1 s at
+        part load).
     """
 
     def __init__(
@@ -112,10 +125,10 @@ class TuningSession:
         seed=0,
         max_iterations=4,
         tolerance_pct=1.0,
-        converged_fraction=0.95,
+        converged_fraction=1.0,
         settings=None,
         locked=None,
-        delay_compensation=True,
+        delay_compensation="estimate",
         max_oscillating_fraction=0.1,
         simulate_kwargs=None,
     ):
@@ -133,9 +146,18 @@ class TuningSession:
         self.engine = engine
         self.ecu = ecu.with_ve()
         self.initial_ecu = ecu.with_ve()
-        self.plan = (
-            plan if plan is not None else sim.covering_plan(ecu, engine)
-        )
+        self.simulate_kwargs = {
+            "sensor": sim.REALISTIC_SENSOR,
+            **(simulate_kwargs or {}),
+        }
+        self.plan = plan
+        if plan is None:
+            self.plan = sim.steady_state_plan(
+                ecu,
+                engine,
+                weather=self.simulate_kwargs.get("weather"),
+                chained=True,
+            )
         self.seed = int(seed)
         self.max_iterations = int(max_iterations)
         self.tolerance_pct = float(tolerance_pct)
@@ -143,9 +165,9 @@ class TuningSession:
         self.settings = settings or CorrectionSettings()
         self.min_weight = self.settings.min_weight
         self.locked = locked
-        self.delay_compensation = bool(delay_compensation)
+        self.delay_compensation = _delay_mode(delay_compensation)
+        self.delay_estimates = []
         self.max_oscillating_fraction = float(max_oscillating_fraction)
-        self.simulate_kwargs = dict(simulate_kwargs or {})
         self.records: list[IterationRecord] = []
         self.tables: list[xr.Dataset] = []
         self.table_history = TableHistory()
@@ -181,7 +203,7 @@ class TuningSession:
         analysis = analyze_pull(
             log,
             self.ecu,
-            delay=None if self.delay_compensation else 0.0,
+            delay=self._delay(log),
             settings=self.settings,
             reference=self.initial_ecu,
             locked=self.locked,
@@ -205,6 +227,26 @@ class TuningSession:
             record.visited_cells,
         )
         return record
+
+    def _delay(self, log):
+        """Return the ``delay=`` argument of this pull's analysis."""
+        if self.delay_compensation == "off":
+            return 0.0
+        if self.delay_compensation == "model":
+            return None
+        from dynoai_lab.analysis.delay import estimate_delay
+
+        if self.delay_estimates and self.delay_estimates[-1].confident:
+            return self.delay_estimates[-1].delay
+        estimate = estimate_delay(log, "afr_front", seed=self.seed)
+        self.delay_estimates.append(estimate)
+        if estimate.confident:
+            return estimate.delay
+        logger.warning(
+            "delay estimate not confident (%s); using the default model",
+            estimate.reason,
+        )
+        return None
 
     def _stop_reason(self, record):
         """Return why the session stops after this record, or ''."""
@@ -332,7 +374,7 @@ class TuningSession:
             stop_reason=self.stop_reason,
             tolerance_pct=self.tolerance_pct,
             converged_fraction=self.converged_fraction,
-            delay_compensation=int(self.delay_compensation),
+            delay_compensation=self.delay_compensation,
         )
         return ds
 
@@ -357,6 +399,7 @@ class TuningSession:
             "converged": self.converged,
             "stop_reason": self.stop_reason,
             "delay_compensation": self.delay_compensation,
+            "delay_estimate": self._delay_summary(),
             **final,
             "rejected": rejected,
             "per_iteration": [
@@ -378,6 +421,21 @@ class TuningSession:
                 }
                 for r in self.records
             ],
+        }
+
+    def _delay_summary(self):
+        """Return the last delay estimate as JSON-ready figures, or None."""
+        if not self.delay_estimates:
+            return None
+        estimate = self.delay_estimates[-1]
+        return {
+            "pull": len(self.delay_estimates),
+            "median_delay_s": round(estimate.median_delay, 4),
+            "uncertainty_s": round(estimate.uncertainty, 4),
+            "scale": round(estimate.scale, 3),
+            "correlation": round(estimate.correlation, 3),
+            "confident": estimate.confident,
+            "reason": estimate.reason,
         }
 
     def _final_figures(self):
@@ -470,6 +528,20 @@ class TuningSession:
         )
         snapshot = xr.Dataset({"ve": tables, "weight": weight})
         return snapshot.expand_dims(iteration=[iteration])
+
+
+def _delay_mode(value):
+    """Normalize the ``delay_compensation`` argument."""
+    if value is True:
+        return "estimate"
+    if value is False:
+        return "off"
+    if value in ("estimate", "model", "off"):
+        return value
+    raise ValueError(
+        "delay_compensation must be 'estimate', 'model', 'off', True or "
+        f"False, got {value!r}"
+    )
 
 
 def _nan_stat(func, values):

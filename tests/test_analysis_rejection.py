@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import dynoai_lab as dl
-from dynoai_lab.analysis.pull import REJECTION_REASONS
+from dynoai_lab.analysis.pull import REJECTION_REASONS, RejectionLimits
 
 N = 400  # 20 s at 20 Hz
 RPM_AXIS = np.array([1000.0, 2000.0, 3000.0, 4000.0, 5000.0])
@@ -103,9 +103,10 @@ CASES = {
         10,
     ),
     "unsteady_map": (
-        # One 20 kPa jump in 0.05 s (400 kPa/s) touches two samples.
+        # One 20 kPa jump in 0.05 s (400 kPa/s) touches two samples,
+        # and the 0.5 s hold-off adds the 10 samples after them.
         {"manifold_pressure": with_window(np.full(N, 60.0), 150, N, 80.0)},
-        2,
+        12,
     ),
     "sensor_dead": (
         {"afr_front": with_window(steady_log()["afr_front"], 10, 30, 0.0)},
@@ -135,7 +136,32 @@ def test_reason_counted_and_excluded(reason):
 def test_unsteady_throttle():
     throttle = 30.0 + 10.0 * (np.arange(N) >= 200)
     result = counts(analyze(steady_log(throttle_position=throttle)))
+    # Two samples around the step, then 0.5 s (10 samples) of hold-off
+    # while the wall film settles.
+    assert result["unsteady_throttle"] == 12
+
+
+def test_unsteady_holdoff_is_a_setting():
+    throttle = 30.0 + 10.0 * (np.arange(N) >= 200)
+    limits = RejectionLimits(unsteady_holdoff=0.0)
+    result = counts(
+        analyze(steady_log(throttle_position=throttle), limits=limits)
+    )
     assert result["unsteady_throttle"] == 2
+
+
+def test_reading_past_a_segment_break_is_rejected():
+    # Two simulated plan steps that do not continue from each other:
+    # with a 0.5 s delay, the last 0.5 s (10 samples) of the first
+    # step would take their readings from the second.
+    log = steady_log().assign(segment=("time", (np.arange(N) >= 200) * 1))
+    result = counts(dl.analyze_pull(log, tune(), delay=0.5))
+    # Plus the last 10 samples of the log, whose readings never came.
+    assert result["log_break"] == 20
+    analysis = dl.analyze_pull(log, tune(), delay=0.5)
+    code = analysis.samples["rejection_front"].values
+    broken = np.flatnonzero(code == REJECTION_REASONS.index("log_break"))
+    assert set(broken) == set(range(190, 200)) | set(range(N - 10, N))
 
 
 def test_off_table_samples():

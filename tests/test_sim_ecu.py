@@ -239,3 +239,56 @@ def test_realtime_pacing(m8):
     started = wall_clock.perf_counter()
     simulate_pull(m8, ecu, point, realtime=True)
     assert wall_clock.perf_counter() - started >= 0.39
+
+
+def test_slow_tip_in_still_enriches(m8):
+    # A 0.3 s twist adds about 0.001 per 1 ms step, below the cut to
+    # zero; it must build up anyway.
+    step = StepThrottle(
+        rpm=2500, start_throttle=10, end_throttle=40, ramp_s=0.3
+    )
+    log, _ = simulate_plan(m8, make_base_ecu(m8), [step])
+    assert log["accel_enrichment"].max() > 0.05
+
+
+def test_chained_points_run_continuously(m8):
+    ecu = make_base_ecu(m8)
+    plan = named_plan("steady-state", m8, ecu)[:20]
+    log, truth = simulate_plan(m8, ecu, plan, seed=2)
+    # One stretch of running: no jump in drum speed between points.
+    assert set(np.unique(log["segment"].values)) == {0}
+    jump = np.abs(np.diff(log["drum_speed"].values)).max()
+    assert jump < 0.5, f"drum speed jumps {jump:.2f} m/s between samples"
+    # Every point is held at its speed and MAP by the end of its time.
+    samples = log.sizes["time"] // len(plan)
+    for k, point in enumerate(plan):
+        last = (k + 1) * samples - 1
+        rpm = float(log["engine_speed"][last])
+        map_kpa = float(log["manifold_pressure"][last])
+        assert abs(rpm - point.rpm) < 50, (point, rpm)
+        assert abs(map_kpa - point.map_kpa) < 1.0, (point, map_kpa)
+    # The wideband still shows the previous point after each move.
+    assert float(truth["transport_delay"].min()) > 0.05
+
+
+def test_sensor_delay_scale(m8):
+    ecu = make_base_ecu(m8)
+    step = [SteadyState(rpm=2000, map_kpa=50)]
+    _, near = simulate_plan(m8, ecu, step, sensor=WidebandSensor())
+    _, far = simulate_plan(
+        m8, ecu, step, sensor=WidebandSensor(delay_scale=3.0)
+    )
+    dead = 0.08
+    ratio = (far["transport_delay"].values - dead) / (
+        near["transport_delay"].values - dead
+    )
+    np.testing.assert_allclose(ratio, 3.0, rtol=1e-9)
+    with pytest.raises(ValueError, match="delay_scale"):
+        WidebandSensor(delay_scale=0.0)
+
+
+def test_chained_point_needs_both_start_values():
+    with pytest.raises(ValueError, match="from_rpm and from_throttle"):
+        SteadyState(rpm=2000, map_kpa=50, from_rpm=1500)
+    with pytest.raises(ValueError, match="from_throttle"):
+        SteadyState(rpm=2000, map_kpa=50, from_rpm=1500, from_throttle=120)

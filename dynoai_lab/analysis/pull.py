@@ -51,6 +51,7 @@ REJECTION_REASONS = (
     "fuel_cut",
     "unsteady_throttle",
     "unsteady_map",
+    "log_break",
     "sensor_dead",
     "sensor_railed",
     "off_table",
@@ -77,6 +78,11 @@ class RejectionLimits:
         Largest steady throttle rate [%/s].
     max_map_rate : float
         Largest steady MAP rate [kPa/s].
+    unsteady_holdoff : float
+        Time after the throttle or MAP last moved faster than those
+        rates during which samples are still rejected, because the
+        port wall film settles with a time constant of 0.1 to 0.3 s
+        [s].
     closed_throttle : float
         Throttle below this with the engine above idle is a
         deceleration with fuel cut [%].
@@ -94,6 +100,7 @@ class RejectionLimits:
     accel_holdoff: float = 0.3
     max_throttle_rate: float = 60.0
     max_map_rate: float = 150.0
+    unsteady_holdoff: float = 0.5
     closed_throttle: float = 1.0
     fuel_cut_fraction: float = 0.75
     after_start: float = 30.0
@@ -544,6 +551,8 @@ def _lambda_part(log, tune, sensors, delay, limits, reject=None):
     if reject:
         shared["user_expression"] = _user_rejections(log, reject)
 
+    shared["log_break"] = _crosses_break(log, time, delays)
+
     data = {"transport_delay": ("time", delays, {"units": "s"})}
     data["lambda_target"] = (
         "time",
@@ -660,10 +669,16 @@ def _shared_rejections(log, time, rpm, map_kpa, limits):
         enrich = _hold(time, active, limits.accel_holdoff)
     reasons["accel_enrichment"] = enrich
 
-    reasons["unsteady_throttle"] = _rate_above(
-        time, throttle, limits.max_throttle_rate
+    reasons["unsteady_throttle"] = _hold(
+        time,
+        _rate_above(time, throttle, limits.max_throttle_rate),
+        limits.unsteady_holdoff,
     )
-    reasons["unsteady_map"] = _rate_above(time, map_kpa, limits.max_map_rate)
+    reasons["unsteady_map"] = _hold(
+        time,
+        _rate_above(time, map_kpa, limits.max_map_rate),
+        limits.unsteady_holdoff,
+    )
     return reasons
 
 
@@ -718,6 +733,30 @@ def _after_start(time, rpm, limits):
             time < time[start] + limits.after_start
         )
     return marked
+
+
+def _crosses_break(log, time, delays):
+    """Samples whose delayed reading lies past a break in the recording.
+
+    The reading that belongs to the operating point at ``t`` arrives at
+    ``t + delay``. No reading of this operating point was recorded
+    where that time is past the end of the log, across a gap of more
+    than five sample periods, or in another ``segment``. Segments are
+    a simulated plan's steps that do not continue from each other.
+    """
+    arrival = time + np.where(np.isfinite(delays), delays, 0.0)
+    later = np.searchsorted(time, arrival, side="right") - 1
+    broken = arrival > time[-1] if time.size else np.zeros(0, bool)
+    later = np.clip(later, 0, max(time.size - 1, 0))
+    if time.size > 1:
+        step = np.diff(time)
+        typical = np.median(step)
+        gaps = np.concatenate([[0], np.cumsum(step > 5.0 * typical)])
+        broken |= gaps[later] != gaps
+    if "segment" in log and time.size:
+        segment = np.asarray(log["segment"].values)
+        broken |= segment[later] != segment
+    return broken
 
 
 def _sensor_faults(afr, stoichiometric_afr):

@@ -49,10 +49,15 @@ from dynoai_lab.sim.pull import (
     simulate_pull,
     simulation_summary,
 )
-from dynoai_lab.sim.sensor import WidebandSensor, transport_delay
+from dynoai_lab.sim.sensor import (
+    REALISTIC_SENSOR,
+    WidebandSensor,
+    transport_delay,
+)
 
 __all__ = [
     "PLAN_NAMES",
+    "REALISTIC_SENSOR",
     "CoastDown",
     "DrumDyno",
     "Engine",

@@ -411,14 +411,18 @@ def integrate(p, throttle, tables):
         # ECU transient fuel: enrichment on opening, enleanment and cut
         # on closing, rev limiter.
         throttle_rate = (tps - previous_throttle) / step if k > 0 else 0.0
+        # Small amounts are cut to zero only while nothing is added, so
+        # that a slow opening (a few 0.001 per step) still builds up.
         accel *= ae_decay
-        if p[P_AE_ON] > 0.0 and throttle_rate > p[P_AE_THR]:
+        opening = p[P_AE_ON] > 0.0 and throttle_rate > p[P_AE_THR]
+        if opening:
             accel += p[P_AE_GAIN] * (tps - previous_throttle)
         accel = min(accel, p[P_AE_LIMIT])
-        if accel < _INACTIVE:
+        if accel < _INACTIVE and not opening:
             accel = 0.0
         decel *= dc_decay
-        if p[P_DC_ON] > 0.0 and throttle_rate < -p[P_DC_THR]:
+        closing = p[P_DC_ON] > 0.0 and throttle_rate < -p[P_DC_THR]
+        if closing:
             decel += p[P_DC_GAIN] * (previous_throttle - tps)
         if (
             p[P_DC_ON] > 0.0
@@ -427,7 +431,7 @@ def integrate(p, throttle, tables):
         ):
             decel = 1.0
         decel = min(decel, 1.0)
-        if decel < _INACTIVE:
+        if decel < _INACTIVE and not closing:
             decel = 0.0
         if p[P_RL_ON] > 0.0:
             if rpm >= p[P_RL_RPM]:

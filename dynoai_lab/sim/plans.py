@@ -196,6 +196,18 @@ class SteadyState:
         Time held after settling [s].
     gear : int or None
         Gear, 1-based; None for two below top.
+    from_rpm : float or None
+        Engine speed the point is approached from [rpm]: the previous
+        point of a chained plan. None starts settled at this point,
+        as if it had been held for a long time.
+    from_throttle : float or None
+        Throttle position the point is approached from [%]; with
+        `from_rpm` the engine starts settled there, the throttle moves
+        to this point's position over `transition_s` and the absorber
+        brings the speed over. The wideband then still shows the
+        previous point's mixture for its transport delay.
+    transition_s : float
+        Time the throttle takes to move from `from_throttle` [s].
     """
 
     rpm: float
@@ -204,6 +216,9 @@ class SteadyState:
     settle_s: float = 1.0
     hold_s: float = 1.0
     gear: int | None = None
+    from_rpm: float | None = None
+    from_throttle: float | None = None
+    transition_s: float = 0.3
 
     def __post_init__(self):
         if (self.map_kpa is None) == (self.throttle is None):
@@ -225,6 +240,23 @@ class SteadyState:
                 f"{self.settle_s!r} and {self.hold_s!r}"
             )
         _check_gear(self.gear)
+        if (self.from_rpm is None) != (self.from_throttle is None):
+            raise ValueError(
+                "give both from_rpm and from_throttle or neither, got "
+                f"from_rpm={self.from_rpm!r}, "
+                f"from_throttle={self.from_throttle!r}"
+            )
+        if self.from_rpm is not None:
+            if not self.from_rpm > 0.0:
+                raise ValueError(
+                    f"from_rpm must be positive, got {self.from_rpm!r}"
+                )
+            _check_throttle("from_throttle", self.from_throttle)
+        if not 0.0 <= self.transition_s <= self.settle_s + self.hold_s:
+            raise ValueError(
+                "transition_s must be 0 s to settle_s + hold_s, got "
+                f"{self.transition_s!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -570,6 +602,8 @@ def steady_state_plan(
     gear: int | None = None,
     settle_s: float = 1.0,
     hold_s: float = 1.0,
+    chained: bool = False,
+    transition_s: float = 0.3,
 ) -> list[SteadyState]:
     """Build a plan that holds every reachable cell of a VE table.
 
@@ -585,29 +619,60 @@ def steady_state_plan(
         Gear; None for :func:`default_gear`.
     settle_s, hold_s : float
         Settling and holding time per cell [s].
+    chained : bool
+        Drive from point to point as on a real load-control dyno: each
+        point starts where the previous one ended and the throttle and
+        speed move over, so the wideband still shows the previous
+        point's mixture for its transport delay. MAP then falls at
+        each speed, and the step to the next speed opens the throttle,
+        which gives the torque to speed up (at low MAP an engine near
+        its rated speed has almost none). False starts every point
+        settled.
+    transition_s : float
+        Throttle travel time between chained points [s].
 
     Returns
     -------
     list of SteadyState
         One point per cell that :func:`reachable_cells` accepts, by
-        rising speed, then rising MAP.
+        rising speed, then rising MAP (falling when chained).
     """
     gear = default_gear(engine) if gear is None else gear
+    weather = weather or Weather()
     cells = reachable_cells(ecu_or_axes, engine, weather=weather, gear=gear)
     plan = []
+    previous = None
     for i, rpm in enumerate(cells["rpm"].values):
-        for j, map_kpa in enumerate(cells["map"].values):
+        columns = range(cells["map"].size)
+        if chained:
+            columns = reversed(columns)
+        for j in columns:
+            map_kpa = cells["map"].values[j]
             if not bool(cells["reachable"].values[i, j]):
                 continue
-            plan.append(
-                SteadyState(
-                    rpm=float(rpm),
-                    map_kpa=float(map_kpa),
-                    settle_s=settle_s,
-                    hold_s=hold_s,
-                    gear=gear,
-                )
+            start = {}
+            if chained and previous is not None:
+                start = {
+                    "from_rpm": previous.rpm,
+                    "from_throttle": float(
+                        throttle_for_map(
+                            engine,
+                            previous.rpm,
+                            previous.map_kpa,
+                            weather.pressure,
+                        )
+                    ),
+                    "transition_s": transition_s,
+                }
+            previous = SteadyState(
+                rpm=float(rpm),
+                map_kpa=float(map_kpa),
+                settle_s=settle_s,
+                hold_s=hold_s,
+                gear=gear,
+                **start,
             )
+            plan.append(previous)
     return plan
 
 
@@ -632,9 +697,9 @@ def named_plan(name: str, engine: engines.Engine, ecu, weather=None):
         pull in top gear, ``"part-throttle"`` four absorber-held sweeps
         (:func:`part_throttle_sweeps`), ``"covering"`` the sweeps of
         :func:`covering_plan`, ``"steady-state"`` every reachable VE
-        cell held in turn, ``"step"`` throttle steps from 10 to 60 %
-        at three speeds, ``"coast-down"`` a coast-down from 40 to
-        10 m/s.
+        cell held in turn, driven from point to point, ``"step"``
+        throttle steps from 10 to 60 % at three speeds,
+        ``"coast-down"`` a coast-down from 40 to 10 m/s.
     engine : Engine
         Engine parameter set.
     ecu : ECU
@@ -658,7 +723,7 @@ def named_plan(name: str, engine: engines.Engine, ecu, weather=None):
         "part-throttle": lambda: part_throttle_sweeps(engine),
         "covering": lambda: covering_plan(ecu, engine),
         "steady-state": lambda: steady_state_plan(
-            ecu, engine, weather=weather
+            ecu, engine, weather=weather, chained=True
         ),
         "step": lambda: [
             step_throttle(engine, engine.idle_rpm + share * span)
