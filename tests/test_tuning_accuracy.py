@@ -4,9 +4,9 @@ Each seed starts from a base tune 8 to 15 % off the true VE. It runs
 at most 3 pulls of the default covering plan, which holds every
 reachable cell in turn and drives from point to point. The wideband is
 the realistic one: delay 0.4 to 1 s at part load, 0.1 s lag and 1 %
-noise, with acceleration enrichment and decel fuel cut on. The same sessions run once with the
-delay estimated from the log and once with the samples analyzed as
-logged, and the test prints both.
+noise, with acceleration enrichment and decel fuel cut on. The same
+sessions run once with the delay estimated from the log and once with
+the samples analyzed as logged, and the test prints both.
 """
 
 import concurrent.futures
