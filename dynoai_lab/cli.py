@@ -464,9 +464,12 @@ def cmd_engines(args):
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
+        wheel = (
+            " at the wheel" if row["rated_power_basis"] != "crankshaft" else ""
+        )
         print(
             f"{row['name']:<12} {row['description']} "
-            f"({row['rated_power_hp']:.0f} hp, "
+            f"({row['rated_power_hp']:.0f} hp{wheel}, "
             f"{row['rated_torque_lbft']:.0f} lbf·ft)"
         )
     return 0

@@ -194,9 +194,11 @@ def test_peaks_within_ten_percent_of_cited(name):
     log, truth = simulate_pull(engine, ecu, sweep, weather=REFERENCE)
     summary = simulation_summary(log, truth)
     record = engine_record(engine)
-    assert summary["peak_power_hp"] == pytest.approx(
-        record["rated_power_hp"], rel=0.10
-    )
+    power_hp = summary["peak_power_hp"]
+    if record["rated_power_basis"] == "rear wheel":
+        # A chassis-dyno figure: compare power after the driveline.
+        power_hp = float(truth["wheel_power"].max()) / 745.6999
+    assert power_hp == pytest.approx(record["rated_power_hp"], rel=0.10)
     assert summary["peak_torque_lbft"] == pytest.approx(
         record["rated_torque_lbft"], rel=0.10
     )

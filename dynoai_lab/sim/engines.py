@@ -58,7 +58,9 @@ class Engine:
     compression_ratio : float
         Geometric compression ratio [1].
     rated_power : float
-        Published crankshaft power [W].
+        Crankshaft power the model is calibrated to [W]: the published
+        figure, or where that was measured at the rear wheel
+        (`wheel_power`), an estimate consistent with it.
     rated_power_rpm : float
         Engine speed of rated power [rpm].
     rated_torque : float
@@ -127,6 +129,13 @@ class Engine:
     tyre_slip_stiffness : float
         Longitudinal force per unit slip of the strapped-down rear tyre
         [N].
+    wheel_power : float or None
+        Published power measured at the rear wheel on a chassis dyno
+        [W], for a set with no published crankshaft power; it is then
+        the cited power target, compared with the simulated power
+        after the driveline.
+    wheel_power_rpm : float or None
+        Engine speed of `wheel_power` [rpm].
     """
 
     name: str
@@ -169,6 +178,8 @@ class Engine:
     rear_knock_offset: float = -1.5
     exhaust_back_pressure: float = 10.0
     tyre_slip_stiffness: float = 6.0e4
+    wheel_power: float | None = None
+    wheel_power_rpm: float | None = None
 
     @property
     def cylinder_volume(self) -> float:
@@ -287,14 +298,21 @@ _register(
         engine_temperature_c=120.0,
         exhaust_delay_volume=3.2
         * _cylinder_volume(3.875 * INCH, 4.375 * INCH, 1),
+        wheel_power=72.8 * HP,
+        wheel_power_rpm=5500.0,
         source=(
             "Bore 3 7/8 in and stroke 4 3/8 in for 1690 cm³: Cycle World, "
             "'Twin-Cam Monster', September 2001. Peak torque 104.7 lbf·ft "
             "(2014 air-cooled High Output Twin Cam 103): Asphalt & Rubber "
-            "on the 2014 Project Rushmore models. Torque rpm (3500), "
-            "rated power (60 kW at 5000 rpm), compression ratio 9.7:1 as "
-            "reported for the 103, and all drive, tyre, VE, injector, "
-            "wall-film, knock and exhaust figures are estimates."
+            "on the 2014 Project Rushmore models. Power 72.8 hp at the "
+            "rear wheel at 5500 rpm: Motorcyclist's dyno test of the 2002 "
+            "Screamin' Eagle Road King, the first factory 103 "
+            "(98.4 x 111.1 mm, 9.0:1), 'Screamin' Eagle Road King'. "
+            "Crankshaft power (60 kW at 5000 rpm, an estimate consistent "
+            "with that at about 90 % driveline efficiency), torque rpm "
+            "(3500), compression ratio 9.7:1 as reported for the 103, and "
+            "all drive, tyre, VE, injector, wall-film, knock and exhaust "
+            "figures are estimates."
         ),
         validity="750-5600 rpm, MAP 10-105 kPa, gasoline, warm engine",
     )
@@ -646,6 +664,21 @@ def calibration(engine: Engine) -> Calibration:
     return Calibration(indicated_efficiency=efficiency, high_rpm_drop=drop)
 
 
+def _cited_power(engine: Engine) -> dict:
+    """Return the cited power, its speed and where it was measured."""
+    if engine.wheel_power is not None:
+        return {
+            "rated_power_hp": round(engine.wheel_power / HP, 1),
+            "rated_power_rpm": engine.wheel_power_rpm,
+            "rated_power_basis": "rear wheel",
+        }
+    return {
+        "rated_power_hp": round(engine.rated_power / HP, 1),
+        "rated_power_rpm": engine.rated_power_rpm,
+        "rated_power_basis": "crankshaft",
+    }
+
+
 def engine_record(engine: Engine) -> dict:
     """Return an engine set's published figures as a JSON-ready dict.
 
@@ -657,8 +690,10 @@ def engine_record(engine: Engine) -> dict:
     Returns
     -------
     dict
-        Name, description, displacement [cm³], rated power [hp] and
-        torque [lbf·ft] with their speeds [rpm], rev limit [rpm], bore
+        Name, description, displacement [cm³], cited power [hp] with
+        its speed [rpm] and basis (``"crankshaft"`` or ``"rear
+        wheel"``), rated torque [lbf·ft] with its speed [rpm], rev
+        limit [rpm], bore
         and stroke [mm], gear and drive ratios [1], tyre size, the
         source and the validity range.
     """
@@ -667,8 +702,7 @@ def engine_record(engine: Engine) -> dict:
         "description": engine.description,
         "displacement_cm3": round(engine.displacement * 1e6, 1),
         "n_cylinders": engine.n_cylinders,
-        "rated_power_hp": round(engine.rated_power / HP, 1),
-        "rated_power_rpm": engine.rated_power_rpm,
+        **_cited_power(engine),
         "rated_torque_lbft": round(engine.rated_torque / LBF_FT, 1),
         "rated_torque_rpm": engine.rated_torque_rpm,
         "rev_limit_rpm": engine.rev_limit_rpm,
