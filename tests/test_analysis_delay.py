@@ -11,7 +11,7 @@ from dynoai_lab.analysis.pull import analyze_pull
 from dynoai_lab.ecu import make_base_ecu
 
 #: Allowed error of the fitted median delay against the simulator's
-#: [1]. Measured errors on this plan are -2 to +6 %, a bias from
+#: [1]. Measured errors on this plan are -3 to 0 %, a bias from
 #: fitting the wall film on a coarse grid, so 15 % leaves room for
 #: other noise seeds.
 DELAY_RTOL = 0.15

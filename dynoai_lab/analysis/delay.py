@@ -186,10 +186,11 @@ def estimate_delay(
 
     .. warning:: A longer film time constant and a shorter delay shift
        the prediction the same way, so an error in the film fit moves
-       the delay. On simulated step-throttle logs (m8-114, steps at
-       1500 to 3500 rpm, delay scales 1 to 3) the fitted median delay
-       was within -2 to +6 % of the truth. That is more than the
-       bootstrap uncertainty of about 0.01 s, which excludes this bias.
+       the delay. On simulated m8-114 logs (throttle steps at 1500 to
+       3500 rpm with delay scales 1 to 3, and held cells driven from
+       point to point with scale 5) the fitted median delay was within
+       -3 to +3 % of the truth. That is more than the bootstrap
+       uncertainty of about 0.01 s, which excludes this bias.
        A real engine's film can differ from the x-tau form.
     """
     _check_channels(log, sensor)
