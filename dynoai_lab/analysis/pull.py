@@ -81,8 +81,8 @@ class RejectionLimits:
     unsteady_holdoff : float
         Time after the throttle or MAP last moved faster than those
         rates during which samples are still rejected, because the
-        port wall film settles with a time constant of 0.1 to 0.3 s
-        [s].
+        port wall film settles with a time constant of roughly 0.1 to
+        0.3 s (an estimate; the simulator uses 0.2 to 0.25 s) [s].
     closed_throttle : float
         Throttle below this with the engine above idle is a
         deceleration with fuel cut [%].
@@ -136,9 +136,16 @@ class PullAnalysis:
     wideband_status : list of WidebandStatus
         The check of every wideband channel in the log.
     rejected : dict
-        Per cylinder, sample counts per rejection reason.
+        Per cylinder, sample counts per rejection reason, each sample
+        under the first reason that applies, and ``accepted``.
     notes : list of str
         Plain-language remarks for the report.
+    source : dict
+        File name, wideband names and weather inputs of the log.
+    flagged : dict
+        Per cylinder, sample counts per rejection reason, each sample
+        under every reason that applies: a fuel cut on a cold engine
+        counts as both.
     """
 
     power: xr.Dataset | None
@@ -153,6 +160,7 @@ class PullAnalysis:
     rejected: dict
     notes: list[str] = field(default_factory=list)
     source: dict = field(default_factory=dict)
+    flagged: dict = field(default_factory=dict)
 
     def summary(self):
         """Return the headline figures as a JSON-ready dict."""
@@ -182,6 +190,7 @@ class PullAnalysis:
                 None if self.drum is None else self.drum.equivalent_mass
             ),
             "rejected": self.rejected,
+            "flagged": self.flagged,
             "notes": self.notes,
         }
 
@@ -275,9 +284,9 @@ def analyze_pull(
         )
         sensors = {}
         samples = xr.Dataset(coords={"time": log["time"]})
-        rejected = {}
+        rejected, flagged = {}, {}
     else:
-        samples, rejected = _lambda_part(
+        samples, rejected, flagged = _lambda_part(
             log, tune, sensors, delay, limits, reject
         )
         for cylinder, counts in rejected.items():
@@ -286,7 +295,7 @@ def analyze_pull(
                 notes.append(
                     f"no samples kept for the {cylinder} cylinder: "
                     f"{counts[reason]} rejected as {reason}, the most "
-                    "common reason"
+                    "common reason" + _cold_hint(log, reason, limits)
                 )
 
     corrections = None
@@ -316,6 +325,22 @@ def analyze_pull(
         rejected,
         notes,
         source,
+        flagged,
+    )
+
+
+def _cold_hint(log, reason, limits):
+    """Explain a log rejected as a cold engine, with its temperatures."""
+    if reason != "cold_engine" or "coolant_temperature" not in log:
+        return ""
+    temperature = np.asarray(log["coolant_temperature"].values, float)
+    return (
+        f" (engine temperature {np.nanmin(temperature):.0f} to "
+        f"{np.nanmax(temperature):.0f} °C, below the "
+        f"{limits.min_coolant_temperature:.0f} °C of "
+        "RejectionLimits.min_coolant_temperature; log again with the "
+        "engine warm, or lower that limit once the ECU's warm-up "
+        "enrichment has ended)"
     )
 
 
@@ -559,7 +584,7 @@ def _lambda_part(log, tune, sensors, delay, limits, reject=None):
         target_afr / STOICH_GASOLINE,
         {"units": "1", "long_name": "target lambda"},
     )
-    rejected = {}
+    rejected, flagged = {}, {}
     for cyl, name in sensors.items():
         var = log[name]
         stoich = float(var.attrs.get("stoichiometric_afr", STOICH_GASOLINE))
@@ -591,6 +616,10 @@ def _lambda_part(log, tune, sensors, delay, limits, reject=None):
             for k, reason in enumerate(REJECTION_REASONS)
         }
         rejected[cyl]["accepted"] = int((code < 0).sum())
+        flagged[cyl] = {
+            reason: int(np.count_nonzero(reasons.get(reason, False)))
+            for reason in REJECTION_REASONS
+        }
 
         data[f"lambda_{cyl}"] = (
             "time",
@@ -612,7 +641,7 @@ def _lambda_part(log, tune, sensors, delay, limits, reject=None):
             },
         )
     samples = xr.Dataset(data, coords={"time": log["time"]})
-    return samples, rejected
+    return samples, rejected, flagged
 
 
 def _channel(log, name):
