@@ -12,6 +12,10 @@ DATA_FOLDER = Path(__file__).resolve().parents[1] / "data"
 DEMO_LOG = "5TH GEAR.txt"
 DEMO_TUNE = "base.pvv"
 
+#: Part-throttle riding on the same bike earlier in the session, with
+#: closed-throttle fuel cuts, logged at 47 to 50 °C engine temperature.
+PART_THROTTLE_LOG = "PV_Logfile_5.csv_18.txt"
+
 
 def bundled_path(name):
     """Return the path of a file in the repository's ``data/`` folder.
