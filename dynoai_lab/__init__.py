@@ -7,7 +7,11 @@
 94
 """
 
-from dynoai_lab.analysis.pull import AnalysisError, analyze_pull
+from dynoai_lab.analysis.pull import (
+    AnalysisError,
+    RejectionLimits,
+    analyze_pull,
+)
 from dynoai_lab.datasets import DEMO_LOG, DEMO_TUNE, bundled_path
 from dynoai_lab.health import health
 from dynoai_lab.io import (
@@ -33,6 +37,7 @@ __all__ = [
     "DEMO_LOG",
     "DEMO_TUNE",
     "AnalysisError",
+    "RejectionLimits",
     "bundled_path",
     "TuningSession",
     "analyze_pull",

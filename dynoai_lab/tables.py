@@ -61,8 +61,17 @@ def notes_table(analysis):
 
 
 def rejection_table(analysis):
-    """Tabulate sample counts per rejection reason and cylinder."""
+    """Tabulate sample counts per rejection reason and cylinder.
+
+    Columns named after a cylinder count each sample under the first
+    reason that applies; columns ending in ``(any)`` count it under
+    every reason that applies.
+    """
     table = pd.DataFrame(analysis.rejected)
+    flagged = pd.DataFrame(getattr(analysis, "flagged", {}))
+    if not flagged.empty:
+        flagged.columns = [f"{name} (any)" for name in flagged.columns]
+        table = table.join(flagged).astype("Int64")
     table.index.name = "reason"
     return table
 
