@@ -564,7 +564,8 @@ changes = summary.ve_changes(catalog, store)
 list(changes)
 """),
     code("""
-[figures.ve_change_figure(changes, group) for group in changes][:3]
+for group in list(changes)[:3]:
+    figures.ve_change_figure(changes, group).show()
 """),
     md("## Coverage"),
     code("""

@@ -90,7 +90,9 @@ def ve_change_figure(changes, group, cylinder="front"):
             row=1,
             col=col,
         )
-        figure.update_xaxes(title_text=f"{load}", row=1, col=col)
+        units = ds[load].attrs.get("units")
+        label = f"{load} [{units}]" if units else load
+        figure.update_xaxes(title_text=label, row=1, col=col)
         figure.update_yaxes(title_text="engine speed [rpm]", row=1, col=col)
     figure.update_layout(
         title=f"{group}, {cylinder} cylinder: {ds.sizes['run']} runs",
