@@ -165,11 +165,58 @@ def test_fill_proposal_only_in_unvisited():
     assert np.isnan(empty).all()
 
 
-def test_binning_benchmark_agrees_with_pandas():
+def test_binning_benchmark_checks_its_methods():
     from dynoai_lab.benchmarks import run_benchmark
 
-    # The benchmark checks numpy against pandas before it times them.
+    # The benchmark checks the compiled binning against numpy and the
+    # pandas baseline against a numpy nearest-cell average first.
     figures = run_benchmark("binning", samples=5000, repeats=1)
     assert figures["samples"] == 5000
     assert figures["samples_per_s"] > 0
     assert figures["pandas_samples_per_s"] > 0
+    assert figures["numpy_samples_per_s"] > 0
+
+
+def _edge_samples(rng, n=20_000):
+    """Random samples plus every breakpoint, the edges, NaN and outside."""
+    x = rng.uniform(RPM[0] - 200.0, RPM[-1] + 200.0, n)
+    y = rng.uniform(MAP[0] - 5.0, MAP[-1] + 5.0, n)
+    grid_x, grid_y = np.meshgrid(RPM, MAP, indexing="ij")
+    x = np.concatenate([x, grid_x.ravel(), np.nextafter(grid_x.ravel(), 0)])
+    y = np.concatenate([y, grid_y.ravel(), np.nextafter(grid_y.ravel(), 0)])
+    ratio = 1.0 + 0.05 * rng.standard_normal(x.size)
+    duration = rng.uniform(0.0, 0.05, x.size)
+    x[::97] = np.nan
+    ratio[::89] = np.nan
+    duration[::83] = np.nan
+    return x, y, ratio, duration
+
+
+def test_compiled_binning_matches_numpy():
+    x, y, ratio, duration = _edge_samples(np.random.default_rng(5))
+    fast = correction.bin_ratios(x, y, ratio, duration, RPM, MAP)
+    reference = correction.bin_ratios_numpy(x, y, ratio, duration, RPM, MAP)
+    for name in ("weight", "hits", "ratio", "spread"):
+        np.testing.assert_allclose(
+            fast[name], reference[name], rtol=1e-12, atol=0, err_msg=name
+        )
+
+
+def test_compiled_binning_on_the_harley_axes():
+    from dynoai_lab.ecu import harley_delphi_axes
+
+    (rpm_axis, map_axis), _ = harley_delphi_axes()
+    rng = np.random.default_rng(6)
+    # Random samples, then every speed breakpoint at MAP breakpoints.
+    x = np.concatenate([rng.uniform(700, 8100, 50_000), rpm_axis])
+    y = np.concatenate(
+        [rng.uniform(10, 105, 50_000), np.resize(map_axis, rpm_axis.size)]
+    )
+    ratio = np.ones(x.size) * 1.02
+    duration = np.full(x.size, 0.02)
+    fast = correction.bin_ratios(x, y, ratio, duration, rpm_axis, map_axis)
+    reference = correction.bin_ratios_numpy(
+        x, y, ratio, duration, rpm_axis, map_axis
+    )
+    np.testing.assert_array_equal(fast["hits"], reference["hits"])
+    np.testing.assert_allclose(fast["weight"], reference["weight"], rtol=1e-12)

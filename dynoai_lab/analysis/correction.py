@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from numba import njit
 
 #: Units and long names of the correction Dataset's variables.
 VARIABLE_ATTRS = {
@@ -118,6 +119,138 @@ def bin_ratios(x, y, ratio, duration, x_axis, y_axis):
         ``weight`` [s], ``hits`` [1], ``ratio`` (weighted mean, NaN with
         no weight) and ``spread`` (weighted standard deviation), each of
         shape ``(len(x_axis), len(y_axis))``.
+
+    Notes
+    -----
+    One compiled pass over the samples (:func:`_bin_sums`) finds each
+    sample's cell by binary search on the axes and adds its four
+    weighted terms, the same arithmetic as :func:`bilinear_weights`
+    followed by ``numpy.bincount``, without the ``(n, 4)`` temporaries.
+    """
+    xa = _axis(x_axis, "first")
+    ya = _axis(y_axis, "second")
+    sums = _bin_sums(
+        np.ascontiguousarray(x, dtype=float),
+        np.ascontiguousarray(y, dtype=float),
+        np.ascontiguousarray(ratio, dtype=float),
+        np.ascontiguousarray(duration, dtype=float),
+        xa,
+        ya,
+    )
+    return _cell_statistics(*sums, (xa.size, ya.size))
+
+
+def _axis(values, label):
+    axis = np.ascontiguousarray(values, dtype=float)
+    if axis.size < 2 or np.any(np.diff(axis) <= 0):
+        raise ValueError(
+            f"table {label} axis must have at least 2 strictly "
+            f"increasing breakpoints, got {axis.tolist()}"
+        )
+    return axis
+
+
+def _cell_statistics(total, first, second, hits, shape):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(total > 0, first / total, np.nan)
+        variance = np.where(total > 0, second / total - mean**2, np.nan)
+    spread = np.sqrt(np.clip(variance, 0.0, None))
+    return {
+        "weight": total.reshape(shape),
+        "hits": hits.reshape(shape),
+        "ratio": mean.reshape(shape),
+        "spread": spread.reshape(shape),
+    }
+
+
+#: Buckets of the uniform grid that finds a sample's cell [1].
+_BUCKETS = 1024
+
+
+@njit(cache=True)
+def _bucket_table(axis):
+    """Lower cell index at the start of each of _BUCKETS equal buckets."""
+    table = np.empty(_BUCKETS + 1, np.int64)
+    scale = _BUCKETS / (axis[-1] - axis[0])
+    i = 0
+    for b in range(_BUCKETS + 1):
+        value = axis[0] + b / scale
+        while i < axis.size - 2 and axis[i + 1] <= value:
+            i += 1
+        table[b] = i
+    return table
+
+
+@njit(cache=True, inline="always")
+def _lower_index(axis, table, scale, value):
+    """Return i with axis[i] <= value < axis[i + 1], within 0 .. n - 2."""
+    i = table[int((value - axis[0]) * scale)]
+    # Rounding can put a value a hair below a breakpoint into the
+    # bucket that starts there.
+    while i > 0 and axis[i] > value:
+        i -= 1
+    while i < axis.size - 2 and axis[i + 1] <= value:
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def _bin_sums(xs, ys, r, dt, xa, ya):
+    """Return per-cell sums of w, w·r, w·r² and the count of w > 0."""
+    n_x, n_y = xa.size, ya.size
+    total = np.zeros(n_x * n_y)
+    first = np.zeros(n_x * n_y)
+    second = np.zeros(n_x * n_y)
+    hits = np.zeros(n_x * n_y)
+    x_low, x_high, y_low, y_high = xa[0], xa[-1], ya[0], ya[-1]
+    # Each bucket starts at or above its table entry's breakpoint, so
+    # the search nearly always steps up, and rarely more than once.
+    x_table, y_table = _bucket_table(xa), _bucket_table(ya)
+    x_scale = _BUCKETS / (x_high - x_low)
+    y_scale = _BUCKETS / (y_high - y_low)
+
+    for k in range(xs.size):
+        x = xs[k]
+        y = ys[k]
+        rk = r[k]
+        duration = dt[k]
+        # The comparisons are False for NaN, so NaN samples skip too.
+        if not (x_low <= x <= x_high and y_low <= y <= y_high):
+            continue
+        if not (np.isfinite(rk) and np.isfinite(duration)):
+            continue
+
+        i = _lower_index(xa, x_table, x_scale, x)
+        j = _lower_index(ya, y_table, y_scale, y)
+        fx = (x - xa[i]) / (xa[i + 1] - xa[i])
+        fy = (y - ya[j]) / (ya[j + 1] - ya[j])
+        cell = i * n_y + j
+        _add(
+            total, first, second, hits, cell, (1 - fx) * (1 - fy), duration, rk
+        )
+        _add(
+            total, first, second, hits, cell + n_y, fx * (1 - fy), duration, rk
+        )
+        _add(total, first, second, hits, cell + 1, (1 - fx) * fy, duration, rk)
+        _add(total, first, second, hits, cell + n_y + 1, fx * fy, duration, rk)
+    return total, first, second, hits
+
+
+@njit(cache=True, inline="always")
+def _add(total, first, second, hits, cell, share, duration, ratio):
+    w = share * duration
+    total[cell] += w
+    first[cell] += w * ratio
+    second[cell] += w * ratio * ratio
+    if w > 0:
+        hits[cell] += 1.0
+
+
+def bin_ratios_numpy(x, y, ratio, duration, x_axis, y_axis):
+    """Compute :func:`bin_ratios` with numpy only, as a reference.
+
+    Builds the ``(n, 4)`` corner indices and weights of
+    :func:`bilinear_weights` and sums them with ``numpy.bincount``.
     """
     r = np.asarray(ratio, dtype=float)
     dt = np.asarray(duration, dtype=float)
@@ -135,17 +268,7 @@ def bin_ratios(x, y, ratio, duration, x_axis, y_axis):
     first = np.bincount(flat, w * rr, size)
     second = np.bincount(flat, w * rr * rr, size)
     hits = np.bincount(flat, (w > 0).astype(float), size)
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(total > 0, first / total, np.nan)
-        variance = np.where(total > 0, second / total - mean**2, np.nan)
-    spread = np.sqrt(np.clip(variance, 0.0, None))
-    return {
-        "weight": total.reshape(shape),
-        "hits": hits.reshape(shape),
-        "ratio": mean.reshape(shape),
-        "spread": spread.reshape(shape),
-    }
+    return _cell_statistics(total, first, second, hits, shape)
 
 
 @dataclass(frozen=True)
