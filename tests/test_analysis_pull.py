@@ -165,3 +165,30 @@ def test_time_going_back_rejected(real_pull):
     restarted = log.assign_coords(time=time)
     with pytest.raises(dl.AnalysisError, match="time goes back"):
         dl.analyze_pull(restarted, tune)
+
+
+def test_each_cylinder_corrected_from_its_own_sensor():
+    from dynoai_lab import sim
+    from dynoai_lab.ecu import make_base_ecu
+
+    engine = sim.get_engine("m8-114")
+    base = make_base_ecu(engine)
+    # Front runs 10 % lean (VE 10 % low), rear 5 % rich (VE 5 % high).
+    ecu = base.with_ve(
+        ve_front=base.ve_front * 0.9, ve_rear=base.ve_rear * 1.05
+    )
+    plan = [sim.SteadyState(rpm=rpm, map_kpa=60.0) for rpm in (2500, 3000)]
+    log, _ = sim.simulate_plan(engine, ecu, plan, seed=4)
+
+    analysis = dl.analyze_pull(log, ecu)
+
+    assert analysis.sensors == {"front": "afr_front", "rear": "afr_rear"}
+    ratio = analysis.corrections["ratio"]
+    weight = analysis.corrections["weight"]
+    front = ratio.sel(cylinder="front").where(
+        weight.sel(cylinder="front") > 0.5
+    )
+    rear = ratio.sel(cylinder="rear").where(weight.sel(cylinder="rear") > 0.5)
+    # lambda measured / target is 1 / 0.9 lean and 1 / 1.05 rich.
+    assert float(front.mean()) == pytest.approx(1 / 0.9, rel=0.01)
+    assert float(rear.mean()) == pytest.approx(1 / 1.05, rel=0.01)
