@@ -63,6 +63,7 @@ def test_grid_reads_json_too(tmp_path):
         ("seed: {count: 0}", "count: n"),
         ("ve_error_pct: [[15, 8]]", "amplitude range"),
         ("delay_scale: [0]", "out of range"),
+        ("delay_compensation: [sometimes]", "delay_compensation"),
         ("- 1\n- 2", "must be a mapping"),
     ],
 )

@@ -35,6 +35,10 @@ GRID_DEFAULTS = {
     "delay_compensation": [None],
 }
 
+#: Values of ``delay_compensation`` in a grid, passed on to
+#: :class:`~dynoai_lab.tuning.TuningSession`; None keeps its default.
+DELAY_COMPENSATION = (None, True, False, "estimate", "model", "off")
+
 #: File suffixes taken from a folder of logs.
 LOG_SUFFIXES = (".txt", ".csv", ".msl", ".mlg", ".nc")
 
@@ -291,6 +295,12 @@ def _check_value(key, value):
             raise ValueError(f"{key} {value} is out of range")
     elif key == "ve_error_pct":
         return _check_ve_error(value)
+    elif key == "delay_compensation" and value not in DELAY_COMPENSATION:
+        raise ValueError(
+            f"delay_compensation {value!r} is unknown; use one of "
+            "estimate, model, off, true or false, or leave it out for "
+            "the tuning session's default"
+        )
     elif key in ("delay_scale", "sensor_lag_s"):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{key} must be a number, got {value!r}")
