@@ -251,16 +251,42 @@ def execute_item(item, store, template):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+#: Kernel starts per report before a run fails. Two kernels starting at
+#: once on one machine can pick the same free TCP port, and the loser
+#: dies before it replies (jupyter_client 8 picks ports per process).
+KERNEL_START_ATTEMPTS = 3
+
+
 def _run(item, folder, template):
     if template:
-        from dynoai_lab.report import run_report
-
-        parameters = {**item.parameters, "out_dir": "."}
-        run_report(template, folder, "report", parameters)
+        _run_report(item, folder, template)
     elif item.kind == "log":
         run_log_item(item.parameters, folder)
     else:
         run_study_item(item.parameters, folder)
+
+
+def _run_report(item, folder, template):
+    """Run a report template, starting its kernel again if it died."""
+    from dynoai_lab.report import run_report
+
+    parameters = {**item.parameters, "out_dir": "."}
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        try:
+            run_report(template, folder, "report", parameters)
+            return
+        except RuntimeError as error:
+            # A cell's exception is a PapermillExecutionError, never a
+            # RuntimeError, so this is the kernel or its start.
+            if "Kernel died" not in str(error):
+                raise
+            if attempt == KERNEL_START_ATTEMPTS:
+                raise
+            logger.warning(
+                "%s: kernel died at start (%s); starting another",
+                item.name,
+                error,
+            )
 
 
 def _publish(staging, final):

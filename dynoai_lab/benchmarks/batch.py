@@ -59,10 +59,14 @@ def run(count: int = 20, reports: str = "all", workers=(1, 2)) -> dict:
             )
             wall = time.perf_counter() - started
             if result.failed or result.succeeded != len(items):
+                failed = result.rows[result.rows["status"] == "failed"]
+                errors = "; ".join(
+                    f"{row.name}: {row.error}" for row in failed.itertuples()
+                )
                 raise RuntimeError(
                     f"benchmark batch on {n} workers: {result.succeeded} "
-                    f"succeeded, {result.failed} failed of {len(items)}; "
-                    "expected every run to succeed"
+                    f"succeeded, {result.failed} failed of {len(items)} "
+                    f"({errors}); expected every run to succeed"
                 )
             logger.info("%d workers: %.1f s", n, wall)
             figures[f"wall_s_{n}"] = round(wall, 2)
