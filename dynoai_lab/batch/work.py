@@ -251,9 +251,10 @@ def execute_item(item, store, template):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-#: Kernel starts per report before a run fails. Two kernels starting at
-#: once on one machine can pick the same free TCP port, and the loser
-#: dies before it replies (jupyter_client 8 picks ports per process).
+#: Kernel starts per report before a run fails. jupyter_client picks
+#: free TCP ports for a kernel before the kernel binds them, so two
+#: kernels started at once can get the same port (a known race); the
+#: one that loses dies before it replies.
 KERNEL_START_ATTEMPTS = 3
 
 
