@@ -4,6 +4,7 @@ Run ``python tools/build_notebooks.py`` after changing a cell here; the
 notebooks are committed, and nbval runs them in ``make test``.
 """
 
+import hashlib
 from pathlib import Path
 
 import nbformat
@@ -32,6 +33,10 @@ def md(source):
 
 
 def write(path, cells):
+    # Cell ids from the path and position, so that rebuilding a notebook
+    # changes only the cells whose source changed.
+    for index, cell in enumerate(cells):
+        cell["id"] = hashlib.sha256(f"{path}:{index}".encode()).hexdigest()[:8]
     nb = new_notebook(cells=cells, metadata=KERNEL)
     path = ROOT / path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +392,39 @@ plotting.correction_heatmap(analysis.corrections, "front")
 """),
     code("""
 dl.rejection_table(analysis)
+"""),
+    md(
+        "## Part throttle, earlier in the same session\n\n22 s of part "
+        "throttle with closed-throttle fuel cuts. The engine was still at "
+        "47 to 50 °C, so a default analysis rejects every sample as a cold "
+        "engine, and its notes say so:"
+    ),
+    code("""
+part = dl.read_log(dl.bundled_path("PV_Logfile_5.csv_18.txt"))
+cold = dl.analyze_pull(part, tune)
+[note for note in cold.notes if "no samples kept" in note]
+"""),
+    md(
+        "With the warm-engine limit lowered to 40 °C the log gives "
+        "corrections on the tune's throttle-position axes. The collector "
+        "wideband feeds both cylinders:"
+    ),
+    code("""
+limits = dl.RejectionLimits(min_coolant_temperature=40.0)
+warm = dl.analyze_pull(part, tune, limits=limits)
+dl.wideband_table(warm)
+"""),
+    md(
+        "During the fuel cuts the injector time is 0 and the LC-2 sits at "
+        "its lean rail (AFR 22.39); those samples are rejected. The "
+        "columns ending in `(any)` count every reason a sample has, so the "
+        "railed sensor shows too:"
+    ),
+    code("""
+dl.rejection_table(warm)
+"""),
+    code("""
+plotting.correction_heatmap(warm.corrections, "front")
 """),
 ]
 
