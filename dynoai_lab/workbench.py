@@ -125,11 +125,13 @@ class Workbench:
         self.locked = {}
         self.history = TableHistory()
         self.timings = {}
+        self.pull_count = 0
         self.downloads = {}
         self._applied = False
         self._running = False
         self._thread = None
         self._stop = threading.Event()
+        self._loop = _kernel_loop()
         self._build_controls(engine, seed, dyno, plan, tune, iterations)
         self._build_outputs()
         self._connect()
@@ -240,10 +242,13 @@ class Workbench:
         self.lock_table.add_class("dynoai-locks")
         self.download_links = widgets.HTML("")
         self.download_links.add_class("dynoai-downloads")
-        self.power_figure = _figure_widget("dynoai-power")
-        self.lambda_figure = _figure_widget("dynoai-lambda")
-        self.heatmap_figure = _figure_widget("dynoai-heatmap")
-        self.error_figure = _figure_widget("dynoai-error")
+        self.plots = {
+            name: widgets.Box(
+                [_figure_widget(name, go.Figure())],
+                layout=widgets.Layout(width="100%"),
+            )
+            for name in ("power", "lambda", "heatmap", "error")
+        }
 
     def _connect(self):
         self.trigger_button.on_click(lambda _: self.trigger_pull())
@@ -312,10 +317,10 @@ class Workbench:
         )
         plots = widgets.GridBox(
             [
-                self.power_figure,
-                self.lambda_figure,
-                widgets.VBox([self.heatmap_figure, cell_controls]),
-                widgets.VBox([self.error_figure, self.lock_table]),
+                self.plots["power"],
+                self.plots["lambda"],
+                widgets.VBox([self.plots["heatmap"], cell_controls]),
+                widgets.VBox([self.plots["error"], self.lock_table]),
             ],
             layout=widgets.Layout(grid_template_columns="50% 50%"),
         )
@@ -334,6 +339,43 @@ class Workbench:
                 footer,
             ]
         )
+
+    @property
+    def power_figure(self):
+        """The power and torque FigureWidget now shown."""
+        return self.plots["power"].children[0]
+
+    @property
+    def lambda_figure(self):
+        """The lambda FigureWidget now shown."""
+        return self.plots["lambda"].children[0]
+
+    @property
+    def heatmap_figure(self):
+        """The VE correction heatmap FigureWidget now shown."""
+        return self.plots["heatmap"].children[0]
+
+    @property
+    def error_figure(self):
+        """The error-per-iteration FigureWidget now shown."""
+        return self.plots["error"].children[0]
+
+    def _draw(self, name, figure):
+        """Show ``figure`` in the plot slot ``name``; return its widget.
+
+        Each update puts a new FigureWidget, built with all its data, in
+        the slot and closes the old one. Restyling one FigureWidget
+        sends its changes in several messages, and the browser sometimes
+        dropped them, leaving an empty plot (plotly 7.1, anywidget 0.11,
+        Voila 0.5); a new widget arrives with its data in one state.
+        """
+        widget = _figure_widget(name, figure)
+        box = self.plots[name]
+        old = box.children
+        box.children = (widget,)
+        for child in old:
+            child.close()
+        return widget
 
     # -- tune and log ----------------------------------------------------
 
@@ -500,9 +542,11 @@ class Workbench:
         self._applied = False
         self._draw_pull(analysis)
         self.timings["trigger_pull_s"] = time.perf_counter() - started
+        self.pull_count += 1
         self._refresh_buttons()
         self._say(
-            f"{self.plan.value} pull: {log.sizes['time']} samples, "
+            f"Pull {self.pull_count}, {self.plan.value}: "
+            f"{log.sizes['time']} samples, "
             f"{float(log['time'][-1] - log['time'][0]):.1f} s"
             + _peak_text(analysis)
         )
@@ -532,6 +576,10 @@ class Workbench:
         return analysis
 
     def _show_analysis(self, analysis):
+        self._take_analysis(analysis)
+        self._draw_analysis()
+
+    def _take_analysis(self, analysis):
         self.analysis = analysis
         self._applied = False
         self.rejected = {
@@ -540,6 +588,9 @@ class Workbench:
             )
             for cyl in CYLINDERS
         }
+
+    def _draw_analysis(self):
+        analysis = self.analysis
         self._draw_pull(analysis)
         self._draw_heatmap()
         self._refresh_buttons()
@@ -660,18 +711,41 @@ class Workbench:
         return session
 
     def _run_session(self, session):
+        """Run a session; in a thread, widgets change on the main loop."""
         self._set_busy(True)
         try:
             session.run(
                 progress=self._on_iteration, should_stop=self._stop.is_set
             )
             self._finish_session(session)
+            self._post(self._show_session_end, session)
         except Exception as error:  # noqa: BLE001 - shown, and logged
-            self._report_error("Closed-loop tuning", error)
+            self._post(self._report_error, "Closed-loop tuning", error)
         finally:
-            self._set_busy(False)
+            self._running = False
+            self._post(self._set_busy, False)
+
+    def _post(self, function, *args):
+        """Call ``function`` on the kernel's main loop, or here without one.
+
+        Widget messages sent from a background thread reached the
+        browser late or not at all (ipykernel 7, Voila 0.5), so a
+        session thread hands every widget change to the main loop.
+        """
+        loop = self._loop
+        if (
+            loop is None
+            or threading.current_thread() is threading.main_thread()
+        ):
+            function(*args)
+        else:
+            loop.add_callback(function, *args)
 
     def _on_iteration(self, record, session):
+        history = session.history
+        self._post(self._show_iteration, record, session, history)
+
+    def _show_iteration(self, record, session, history):
         self.progress.value = record.iteration
         self.progress.description = f"Pull {record.iteration}"
         errors = [r.mean_abs_lambda_error_pct for r in session.records]
@@ -680,9 +754,7 @@ class Workbench:
             f"iteration {record.iteration}: mean |lambda error| per "
             "iteration " + ", ".join(f"{e:.2f} %" for e in errors)
         )
-        _replace_figure(
-            self.error_figure, plotting.tuning_error_figure(session.history)
-        )
+        self._draw("error", plotting.tuning_error_figure(history))
 
     def _finish_session(self, session):
         """Take the session's tables and changes as the panel's own."""
@@ -693,7 +765,11 @@ class Workbench:
         }
         if session.last_log is not None:
             self.log, self.truth = session.last_log, None
-            self._show_analysis(session.last_analysis)
+            self._take_analysis(session.last_analysis)
+
+    def _show_session_end(self, session):
+        if session.last_log is not None:
+            self._draw_analysis()
         self.progress.max = max(len(session.records), 1)
         self.progress.value = len(session.records)
         self._say(f"Closed-loop tuning {session.stop_reason}.")
@@ -932,7 +1008,8 @@ class Workbench:
                 f'<span title="{title}">{html.escape(name)} {mark} '
                 f"{item['status']}</span>"
             )
-        self.health_line.value = "Health: " + " · ".join(items)
+        checked = time.strftime("%H:%M:%S")
+        self.health_line.value = f"Health at {checked}: " + " · ".join(items)
         return report
 
     # -- helpers ---------------------------------------------------------
@@ -1036,10 +1113,8 @@ class Workbench:
         self.lock_load.description = table.dims[1]
 
     def _draw_pull(self, analysis):
-        _replace_figure(
-            self.power_figure, plotting.power_torque_figure(analysis)
-        )
-        _replace_figure(self.lambda_figure, plotting.lambda_figure(analysis))
+        self._draw("power", plotting.power_torque_figure(analysis))
+        self._draw("lambda", plotting.lambda_figure(analysis))
 
     def _draw_heatmap(self):
         if self.analysis is None or self.analysis.corrections is None:
@@ -1054,7 +1129,8 @@ class Workbench:
             else self.rejected[cylinder],
             locked=self.locked[cylinder],
         )
-        _replace_figure(self.heatmap_figure, figure)
+        widget = self._draw("heatmap", figure)
+        widget.data[0].on_click(self._on_heatmap_click)
         self.heatmap_figure.data[0].on_click(self._on_heatmap_click)
 
     def _draw_locks(self):
@@ -1118,6 +1194,16 @@ class _WorkingTune:
         self.path = path
 
 
+def _kernel_loop():
+    """Return the IPython kernel's main event loop, or None outside one."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    return getattr(kernel, "io_loop", None)
+
+
 def served_by_voila():
     """Return True in a kernel that Voila started (it sets the variable)."""
     return "VOILA_SERVER_URL" in os.environ
@@ -1148,24 +1234,16 @@ def _button(description, style="", disabled=False):
     )
 
 
-def _figure_widget(css_class):
-    figure = go.FigureWidget(layout={"height": FIGURE_HEIGHT})
-    figure.add_class(css_class)
-    return figure
-
-
-def _replace_figure(widget, figure):
-    """Swap a FigureWidget's traces and layout for those of ``figure``."""
+def _figure_widget(name, figure):
+    """Return a FigureWidget of ``figure`` with the class dynoai-<name>."""
     figure.update_layout(
         height=FIGURE_HEIGHT,
         margin={"b": 90},
         legend={"orientation": "h", "y": -0.3},
     )
-    with widget.batch_update():
-        widget.data = []
-        for trace in figure.data:
-            widget.add_trace(trace)
-        widget.layout = figure.layout
+    widget = go.FigureWidget(figure)
+    widget.add_class(f"dynoai-{name}")
+    return widget
 
 
 def _peak_text(analysis):
