@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean chromium
 
 setup: $(STAMP)
 
@@ -23,8 +23,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dynoai-lab demo --out reports
 
+# The browser tests drive Debian's chromium; install it when missing
+# (needs root, as in CI). Without it they skip, except under CI.
+chromium:
+	command -v chromium >/dev/null || \
+		(apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+		echo "warning: chromium could not be installed"
+
 # Every test, the notebooks under nbval included.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest tests notebooks dynoai_lab/templates --nbval-lax \
 		-p no:cacheprovider
 
