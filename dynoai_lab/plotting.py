@@ -345,38 +345,23 @@ def cell_heatmap(
     else:
         z = ds[view].values
     if rejected is None:
-        rejected = np.zeros(before.shape)
+        rejected = np.zeros(before.shape, dtype=int)
     if locked is None:
         locked = np.zeros(before.shape, bool)
-    hover = np.dstack(
-        [
-            ds["ratio"].values,
-            ds["hits"].values,
-            ds["confidence"].values,
-            rejected,
-            before,
-            after,
-            np.asarray(locked, dtype=float),
-        ]
-    )
     load_label = "MAP [kPa]" if load_dim == "map" else "throttle [%]"
     label = CELL_VIEWS[view]
+    text = _cell_hover_text(ds, rejected, locked)
     fig = go.Figure(
         go.Heatmap(
             x=x,
             y=y,
             z=_json_safe(z),
-            customdata=_json_safe(hover),
+            text=text,
             colorscale="RdBu" if view in ("ratio", "difference") else None,
             zmid=0.0 if view in ("ratio", "difference") else None,
             colorbar={"title": label},
             hovertemplate=(
-                "rpm %{y}, " + load_label + " %{x}<br>"
-                "ratio %{customdata[0]:.3f}, hits %{customdata[1]:.0f}<br>"
-                "confidence %{customdata[2]:.2f}, "
-                "rejected %{customdata[3]:.0f} samples<br>"
-                "VE %{customdata[4]:.1f} → %{customdata[5]:.1f} %<br>"
-                "locked %{customdata[6]:.0f}<extra></extra>"
+                "rpm %{y}, " + load_label + " %{x}<br>%{text}<extra></extra>"
             ),
         )
     )
@@ -398,3 +383,30 @@ def cell_heatmap(
         margin={"t": 60, "b": 40},
     )
     return fig
+
+
+def _cell_hover_text(ds, rejected, locked):
+    """Return per-cell hover lines; cells without samples say so."""
+    ratio = ds["ratio"].values
+    hits = ds["hits"].values
+    confidence = ds["confidence"].values
+    before = ds["ve_current"].values
+    after = ds["ve_proposed"].values
+    text = []
+    for i in range(ratio.shape[0]):
+        row = []
+        for j in range(ratio.shape[1]):
+            if np.isfinite(ratio[i, j]):
+                measured = (
+                    f"ratio {ratio[i, j]:.3f}, hits {hits[i, j]:.0f}<br>"
+                    f"confidence {confidence[i, j]:.2f}"
+                )
+            else:
+                measured = "no samples kept<br>confidence 0"
+            row.append(
+                f"{measured}, rejected {int(rejected[i, j])} samples<br>"
+                f"VE {before[i, j]:.1f} → {after[i, j]:.1f} %"
+                + ("<br>locked" if locked[i, j] else "")
+            )
+        text.append(row)
+    return text

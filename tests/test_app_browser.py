@@ -170,8 +170,12 @@ def page(app_url, browser_context):
 
 
 def _shoot(page, locator, path):
+    """Save the viewport's width around ``locator``, 540 px tall."""
     locator.scroll_into_view_if_needed()
-    page.screenshot(path=str(path))
+    box = locator.bounding_box()
+    top = max(0.0, min(box["y"] - 160, VIEWPORT["height"] - 540))
+    clip = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": 540}
+    page.screenshot(path=str(path), clip=clip)
     return path
 
 

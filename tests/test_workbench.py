@@ -47,8 +47,13 @@ def test_analyze_pull_heatmap_on_tune_axes(analyzed):
     assert heatmap.type == "heatmap"
     assert np.shape(heatmap.z) == table.shape
     assert list(heatmap.y) == [f"{v:g}" for v in table["rpm"].values]
-    for word in ("ratio", "hits", "confidence", "rejected"):
-        assert word in heatmap.hovertemplate
+    covered = np.argwhere(
+        analyzed.analysis.corrections["hits"].sel(cylinder="front").values > 0
+    )[0]
+    hover = heatmap.text[covered[0]][covered[1]]
+    for word in ("ratio", "hits", "confidence", "rejected", "VE"):
+        assert word in hover
+    assert "no samples kept" in heatmap.text[0][0]
     assert "VE correction computed" in analyzed.status.value
 
 
