@@ -35,7 +35,7 @@ READY_TIMEOUT = 120.0
 
 
 class AppError(RuntimeError):
-    """The web app could not start; the message says why."""
+    """The web app could not start; the message gives the reason."""
 
 
 def workbench_notebook():

@@ -128,8 +128,8 @@ def applied_ratios(corrections, locked, shared_ve=False):
         ``PullAnalysis.corrections`` with ``applied_ratio`` and
         ``weight`` [s] on ``(cylinder, rpm, load)``.
     locked : dict
-        ``{"front": mask, "rear": mask}``; locked cells get ratio 1
-        whatever the correction says, also when the cells were locked
+        ``{"front": mask, "rear": mask}``. Locked cells get ratio 1
+        whatever the correction is, also when the cells were locked
         after the analysis ran.
     shared_ve : bool
         The tune has one VE table for every cylinder (a TunerStudio

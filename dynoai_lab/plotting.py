@@ -386,7 +386,7 @@ def cell_heatmap(
 
 
 def _cell_hover_text(ds, rejected, locked):
-    """Return per-cell hover lines; cells without samples say so."""
+    """Return per-cell hover lines; cells without kept samples state it."""
     ratio = ds["ratio"].values
     hits = ds["hits"].values
     confidence = ds["confidence"].values

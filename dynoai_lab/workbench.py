@@ -3,9 +3,9 @@
 A tuner picks the bike and the tune, triggers a pull on the virtual
 dyno (or loads a real log), analyzes it, applies the VE correction,
 rolls it back, and downloads the corrected tune and the analysis.
-:class:`Workbench` holds no physics: each button calls one public
-method, which calls library functions and draws their results into
-plotly ``FigureWidget``s that update in place. Tests and notebooks call
+:class:`Workbench` contains no physics: each button calls one public
+method, which calls library functions and draws their results as
+plotly ``FigureWidget``s in fixed places of the panel. Tests and notebooks call
 the same methods directly.
 
 Every handler catches its errors and shows one plain message in the
@@ -364,10 +364,13 @@ class Workbench:
         """Show ``figure`` in the plot slot ``name``; return its widget.
 
         Each update puts a new FigureWidget, built with all its data, in
-        the slot and closes the old one. Restyling one FigureWidget
-        sends its changes in several messages, and the browser sometimes
-        dropped them, leaving an empty plot (plotly 7.1, anywidget 0.11,
-        Voila 0.5); a new widget arrives with its data in one state.
+        the slot and closes the old one. Restyling one FigureWidget sends
+        its changes in several messages. The browser sometimes dropped
+        them and kept an empty plot (plotly 7.1, anywidget 0.11, Voila
+        0.5), but a new widget arrives with its data in one state.
+
+        NOTE: each new FigureWidget also sends plotly's 5 MB front-end
+        bundle, so a plot takes seconds to appear on a loaded machine.
         """
         widget = _figure_widget(name, figure)
         box = self.plots[name]

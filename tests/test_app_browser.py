@@ -2,8 +2,8 @@
 
 The module starts ``dynoai-lab app`` on a free loopback port, drives
 Debian's ``chromium`` with Playwright, and stops the server at the end.
-Each test opens a fresh page, so it gets its own kernel and panel, and
-saves a screenshot (1280 × 900) to ``DYNOAI_SCREENSHOTS`` or a
+The tests share one page, so one kernel and one panel, in file order;
+each saves a 1280 × 500 screenshot to ``DYNOAI_SCREENSHOTS`` or a
 temporary folder.
 """
 
@@ -45,7 +45,7 @@ PAGE_TIMEOUT = 180_000
 #: because a loaded 2-core machine may take long to run plotly.js.
 DRAW_TIMEOUT = 120_000
 
-#: Time for one tuning session of 2 pulls [ms]; about 6 s here.
+#: Time for one tuning session of 2 pulls [ms]; it took about 6 s.
 TUNING_TIMEOUT = 180_000
 
 
@@ -169,12 +169,12 @@ def page(app_url, browser_context):
     page.close()
 
 
-def _shoot(page, locator, path):
-    """Save the viewport's width around ``locator``, 540 px tall."""
+def _shoot(page, locator, path, above=160):
+    """Save the viewport's width from ``above`` px over ``locator``."""
     locator.scroll_into_view_if_needed()
     box = locator.bounding_box()
-    top = max(0.0, min(box["y"] - 160, VIEWPORT["height"] - 540))
-    clip = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": 540}
+    top = max(0.0, min(box["y"] - above, VIEWPORT["height"] - 500))
+    clip = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": 500}
     page.screenshot(path=str(path), clip=clip)
     return path
 
@@ -198,6 +198,10 @@ def _trigger_and_wait(page):
     )
     traces.first.wait_for(timeout=DRAW_TIMEOUT)
     return time.perf_counter() - started
+
+
+def _texts(locator):
+    return " ".join(locator.all_text_contents())
 
 
 def test_trigger_pull_draws_power(page, screenshots, capsys):
@@ -224,7 +228,7 @@ def test_analyze_pull_draws_heatmap(page, screenshots, tmp_path):
 
     # Hovering a covered cell shows its figures.
     drag = page.locator(".dynoai-heatmap .nsewdrag").first
-    drag.scroll_into_view_if_needed()
+    page.locator(".dynoai-heatmap").scroll_into_view_if_needed()
     box = drag.bounding_box()
     hover = page.locator(".dynoai-heatmap .hoverlayer .hovertext")
     for fy in (0.2, 0.3, 0.4, 0.5, 0.6):
@@ -233,12 +237,15 @@ def test_analyze_pull_draws_heatmap(page, screenshots, tmp_path):
                 box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
             )
             page.wait_for_timeout(200)
-            if hover.count():
+            if "ratio" in _texts(hover):
                 break
-        if hover.count():
+        if "ratio" in _texts(hover):
             break
-    assert "confidence" in hover.first.text_content()
-    _shoot(page, heatmap.first, screenshots / "heatmap.png")
+    assert "confidence" in _texts(hover)
+    assert "ratio" in _texts(hover)
+    _shoot(
+        page, page.locator(".dynoai-heatmap"), screenshots / "heatmap.png", 20
+    )
 
     # The analysis downloads as a real file.
     page.get_by_role("button", name="Prepare Downloads").click()
@@ -260,7 +267,7 @@ def test_closed_loop_reaches_end(page, screenshots):
     stop = page.get_by_role("button", name="Stop")
     expect(stop).to_be_enabled(timeout=DRAW_TIMEOUT)
 
-    # The kernel still answers while the session runs in its thread.
+    # The kernel still responds while the session runs in its thread.
     page.get_by_role("button", name="Health Check").click()
     page.wait_for_function(
         "([before]) => document.querySelector('.dynoai-health').innerText"
@@ -283,6 +290,10 @@ def test_closed_loop_reaches_end(page, screenshots):
     traces = page.locator(".dynoai-error .scatterlayer .trace")
     traces.nth(1).wait_for(timeout=DRAW_TIMEOUT)
     assert traces.count() == 2
+    # The last pull's correction is drawn after the session ends.
+    page.locator(".dynoai-heatmap .heatmaplayer .hm").first.wait_for(
+        timeout=DRAW_TIMEOUT
+    )
     _shoot(page, page.locator(".dynoai-error"), screenshots / "tuning.png")
 
 

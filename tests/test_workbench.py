@@ -153,7 +153,7 @@ def test_stop_ends_session_after_pull(tmp_path):
     assert bench.busy
     assert not bench.stop_button.disabled
 
-    # While the session runs, other work is refused with a message.
+    # While the session runs, other work is rejected with a message.
     bench.trigger_pull()
     assert "tuning session is running" in bench.last_error
     bench.stop()
