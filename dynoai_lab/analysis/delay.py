@@ -39,6 +39,9 @@ DEFAULT_VOLUME_RATIO = (
 )
 #: Scales on the default exhaust volume that are tried [1].
 SCALES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 141))
+#: The grid search first tries every COARSE_STEP-th scale (about 10 %
+#: apart), then every scale within COARSE_STEP of the best one [1].
+COARSE_STEP = 4
 #: Wall-film fractions tried [1]; 0 is no film.
 FILM_FRACTIONS = (0.0, 0.15, 0.3, 0.45)
 #: Wall-film time constants tried [s].
@@ -477,17 +480,35 @@ def _block_statistics(data, segments, films, lag, difference_s, block_s):
     plug = plug_flow_time(rpm, map_kpa, DEFAULT_VOLUME_RATIO)
     segment_start = np.repeat(grid[starts], [p["first"] for p in parts])
 
-    stats = np.empty((len(films), SCALES.size, blocks, 6))
-    for i in range(len(films)):
-        predicted = np.concatenate([p["predicted"][i] for p in parts])
-        for j, scale in enumerate(SCALES):
-            seen = _sensor_view(
-                grid, predicted, plug, scale, lag, step, segment_start
-            )
-            dx = seen[later] - seen[later - span]
-            stats[i, j] = _sums(dx, dy, block[later], blocks)
-    if stats[..., 0].sum(axis=2).max() < 50:
+    predicted = [
+        np.concatenate([p["predicted"][i] for p in parts])
+        for i in range(len(films))
+    ]
+    # NaN marks a scale not evaluated; the correlation is NaN there.
+    stats = np.full((len(films), SCALES.size, blocks, 6), np.nan)
+
+    def evaluate(indices):
+        for i in range(len(films)):
+            for j in indices:
+                if np.isfinite(stats[i, j, 0, 0]):
+                    continue
+                seen = _sensor_view(
+                    grid, predicted[i], plug, SCALES[j], lag, step,
+                    segment_start,
+                )  # fmt: skip
+                dx = seen[later] - seen[later - span]
+                stats[i, j] = _sums(dx, dy, block[later], blocks)
+
+    # Every COARSE_STEP-th scale first, then all scales around the best.
+    last = SCALES.size - 1
+    evaluate(sorted(set(range(0, last, COARSE_STEP)) | {last}))
+    if np.nanmax(stats[..., 0].sum(axis=2)) < 50:
         return None
+    scores = _correlation(stats.sum(axis=2))
+    best = int(np.unravel_index(np.nanargmax(scores), scores.shape)[1])
+    evaluate(
+        range(max(0, best - COARSE_STEP), min(last, best + COARSE_STEP) + 1)
+    )
     return stats
 
 
