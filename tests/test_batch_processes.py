@@ -44,6 +44,10 @@ def _check_store(store, expected_runs):
     return catalog
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(command, store):
     """Start a batch, send Ctrl-C after its second result, return it."""
     process = subprocess.Popen(
@@ -52,6 +56,10 @@ def _interrupt(command, store):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A child inherits an ignored SIGINT, and something earlier in
+        # the test run may have left it ignored in this process; a
+        # terminal's shell starts commands with the default action.
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 120
