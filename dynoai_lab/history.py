@@ -83,7 +83,7 @@ class TableHistory:
     def __len__(self):
         return len(self.changes)
 
-    def apply(self, name, table, ratio, label=""):
+    def apply(self, name, table, ratio, label="", decimals=None):
         """Multiply a table by a ratio and record the change.
 
         Parameters
@@ -96,6 +96,12 @@ class TableHistory:
             Ratio per cell [1], same shape as ``table``.
         label : str
             Description kept with the change.
+        decimals : int, optional
+            Round the new table to this many decimals, the way a tune
+            file writes them (for example
+            :meth:`dynoai_lab.io.pvv.PvvTune.ve_decimals`). The recorded
+            table is then what the file stores, so a rollback still
+            matches after saving and reading the tune again.
 
         Returns
         -------
@@ -113,7 +119,13 @@ class TableHistory:
                 f"ratio for table {name!r} must be finite and > 0"
             )
         before = table.copy(deep=True)
-        after = before.copy(data=before.values * ratio)
+        values = before.values * ratio
+        if decimals is not None:
+            # Through the decimal text, exactly as a writer rounds.
+            values = np.array(
+                [float(f"{v:.{int(decimals)}f}") for v in values.ravel()]
+            ).reshape(values.shape)
+        after = before.copy(data=values)
         ratio_table = before.copy(data=ratio)
         ratio_table.attrs = {"units": "1", "long_name": "ratio applied"}
         self.changes.append(

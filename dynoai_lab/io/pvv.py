@@ -627,6 +627,19 @@ class PvvTune:
         """VE table of the rear cylinder [%], dims ``("rpm", ve_load)``."""
         return self._ve("rear")
 
+    def ve_decimals(self, cylinder: str) -> int:
+        """Return the decimals written for new cells of a VE table.
+
+        Pass it as ``decimals=`` to
+        :meth:`dynoai_lab.history.TableHistory.apply`, so that the
+        corrected table in memory is what this file stores and a
+        rollback still matches after the tune is saved and read again.
+        """
+        item = self.item(
+            VE_ITEMS[(self.ve_load, cylinder)], self.ve_occurrence
+        )
+        return max(MIN_DECIMALS, item.decimals)
+
     def _ve(self, cylinder: str) -> xr.DataArray:
         load = self.ve_load
         array = self._checked_table(
