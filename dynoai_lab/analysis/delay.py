@@ -20,7 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dynoai_lab.analysis.wideband import STOICH_GASOLINE, valid_afr_mask
+from dynoai_lab.analysis.wideband import (
+    STOICH_GASOLINE,
+    recording_stretches,
+    valid_afr_mask,
+)
 from dynoai_lab.sim.sensor import (
     DEAD_TIME,
     DELAY_RANGE,
@@ -369,13 +373,9 @@ def _dead_time_from_log(log, pulse, air):
 def _segments(log, data):
     """Index ranges of continuous recording: split at segments and gaps."""
     time = data["time"]
-    step = np.diff(time)
-    typical = np.median(step) if step.size else 0.0
-    breaks = step > 5.0 * typical
-    if "segment" in log:
-        segment = np.asarray(log["segment"].values)
-        breaks |= segment[1:] != segment[:-1]
-    edges = np.concatenate([[0], np.flatnonzero(breaks) + 1, [time.size]])
+    stretch = recording_stretches(log, time)
+    breaks = np.flatnonzero(np.diff(stretch)) + 1
+    edges = np.concatenate([[0], breaks, [time.size]])
     return [
         (a, b)
         for a, b in zip(edges[:-1], edges[1:], strict=True)

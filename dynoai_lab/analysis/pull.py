@@ -31,6 +31,7 @@ from dynoai_lab.analysis.wideband import (
     WidebandStatus,
     align_to_operating_point,
     assign_sensors,
+    recording_stretches,
     transport_delay,
     valid_afr_mask,
 )
@@ -773,19 +774,13 @@ def _crosses_break(log, time, delays):
     than five sample periods, or in another ``segment``. Segments are
     a simulated plan's steps that do not continue from each other.
     """
+    if time.size == 0:
+        return np.zeros(0, dtype=bool)
     arrival = time + np.where(np.isfinite(delays), delays, 0.0)
     later = np.searchsorted(time, arrival, side="right") - 1
-    broken = arrival > time[-1] if time.size else np.zeros(0, bool)
-    later = np.clip(later, 0, max(time.size - 1, 0))
-    if time.size > 1:
-        step = np.diff(time)
-        typical = np.median(step)
-        gaps = np.concatenate([[0], np.cumsum(step > 5.0 * typical)])
-        broken |= gaps[later] != gaps
-    if "segment" in log and time.size:
-        segment = np.asarray(log["segment"].values)
-        broken |= segment[later] != segment
-    return broken
+    later = np.clip(later, 0, time.size - 1)
+    stretch = recording_stretches(log, time)
+    return (arrival > time[-1]) | (stretch[later] != stretch)
 
 
 def _sensor_faults(afr, stoichiometric_afr):

@@ -264,3 +264,35 @@ def transport_delay(engine_speed, manifold_pressure):
     from dynoai_lab.sim.sensor import exhaust_transport_delay
 
     return exhaust_transport_delay(engine_speed, manifold_pressure)
+
+
+def recording_stretches(log, time):
+    """Number each sample's stretch of continuous recording.
+
+    A new stretch starts after a gap of more than five sample periods
+    and where a simulated log's ``segment`` changes (plan steps that do
+    not continue from each other).
+
+    Parameters
+    ----------
+    log : xarray.Dataset
+        The log; only its ``segment`` variable is read, when present.
+    time : array_like
+        Sample times [s], one per sample of the log.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        0 for the first stretch, rising by one at each break.
+    """
+    time = np.asarray(time, dtype=float)
+    if time.size == 0:
+        return np.zeros(0, dtype=int)
+    breaks = np.zeros(time.size - 1, dtype=bool)
+    if time.size > 1:
+        step = np.diff(time)
+        breaks |= step > 5.0 * np.median(step)
+    if "segment" in log:
+        segment = np.asarray(log["segment"].values)
+        breaks |= segment[1:] != segment[:-1]
+    return np.concatenate([[0], np.cumsum(breaks)])
