@@ -816,6 +816,9 @@ class Workbench:
             shared_ve=getattr(self.tune, "shared_ve", False),
         )
         label = f"apply {len(self.history) // 2 + 1}"
+        # NOTE: no decimals= here, so the recorded table keeps more
+        # decimals than a .pvv stores; rolling back a .pvv that was saved
+        # and loaded again would be rejected as edited.
         self.tables = {
             cyl: self.history.apply(
                 f"ve_{cyl}", self.tables[cyl], ratios[cyl], label
@@ -939,7 +942,7 @@ class Workbench:
         """Write the corrected tune and the analysis; show download links.
 
         The corrected tune has the input tune's format (``.pvv`` or
-        ``.msq``); the simulated base tune is written into the bundled
+        ``.msq``). The simulated base tune is written into the bundled
         Power Vision template when the VE axes match. The analysis is
         NetCDF (power, samples, corrections), ``summary.json`` and a
         CSV of the corrections per cell.

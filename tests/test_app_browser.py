@@ -2,8 +2,8 @@
 
 The module starts ``dynoai-lab app`` on a free loopback port, drives
 Debian's ``chromium`` with Playwright, and stops the server at the end.
-The tests share one page, so one kernel and one panel, in file order;
-each saves a 1280 × 500 screenshot to ``DYNOAI_SCREENSHOTS`` or a
+The tests share one page, so one kernel and one panel, in file order.
+Each saves a 1280 × 500 screenshot to ``DYNOAI_SCREENSHOTS`` or a
 temporary folder.
 """
 

@@ -57,7 +57,7 @@ def _interrupt(command, store):
         text=True,
         start_new_session=True,
         # A child inherits an ignored SIGINT, and something earlier in
-        # the test run may have left it ignored in this process; a
+        # the test run can leave it ignored in this process. A
         # terminal's shell starts commands with the default action.
         preexec_fn=_default_sigint,
     )

@@ -397,7 +397,7 @@ dl.rejection_table(analysis)
         "## Part throttle, earlier in the same session\n\n22 s of part "
         "throttle with closed-throttle fuel cuts. The engine was still at "
         "47 to 50 °C, so a default analysis rejects every sample as a cold "
-        "engine, and its notes say so:"
+        "engine, and its notes give the reason:"
     ),
     code("""
 part = dl.read_log(dl.bundled_path("PV_Logfile_5.csv_18.txt"))

@@ -76,7 +76,7 @@ class RunStore:
     leaving writes what is left.
     """
 
-    #: Least time between two catalog writes [s]. A write of a catalog
+    #: Minimum time between two catalog writes [s]. A write of a catalog
     #: of 1000 rows takes about 0.1 s, so writing after every result
     #: would cost a long batch minutes of driver time.
     write_interval = 1.0
@@ -232,7 +232,7 @@ def run_batch(
     ------
     KeyboardInterrupt
         After an interrupt: futures are cancelled, the cluster is
-        closed, and the catalog holds every run finished so far.
+        closed, and the catalog contains every run finished so far.
     """
     if reports not in REPORT_CHOICES:
         raise ValueError(

@@ -253,8 +253,8 @@ def execute_item(item, store, template):
 
 #: Kernel starts per report before a run fails. jupyter_client picks
 #: free TCP ports for a kernel before the kernel binds them, so two
-#: kernels started at once can get the same port (a known race); the
-#: one that loses dies before it replies.
+#: kernels started at once can get the same port. The kernel that loses
+#: this race dies before it replies.
 KERNEL_START_ATTEMPTS = 3
 
 
